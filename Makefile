@@ -1,0 +1,28 @@
+# Everything a fresh machine needs is installed from here.
+# TORCH can be overridden, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cpu".
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test bench demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned to the CPU wheel, so that the package's torch range resolves to it
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/model_speed.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,1 @@
+"""Data: manifests, video I/O, buckets, datasets, motion scores, the synthetic dataset."""

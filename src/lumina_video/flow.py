@@ -1,0 +1,87 @@
+"""Flow matching: the one time convention of the package (SPEC §2).
+
+    t = 0 is noise, t = 1 is data.
+    x_t = t * x1 + (1 - t) * x0,      x0 ~ N(0, I),  x1 = data
+    u   = d x_t / dt = x1 - x0        (the velocity the model predicts)
+
+Time shift (scale-aware): with a >= 1, t' = t / (t + a - a t) = t / (a - (a - 1) t) moves time
+towards the noise end, where larger (or longer) inputs need more of the steps. a = 1 is identity;
+the map is monotone with t'(0) = 0 and t'(1) = 1.
+
+Loss per item: MSE(pred, u) + vd_weight * (1 - cos(pred, u)), both flattened.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Time shift per task in the training recipe: (media, (pt, p)) -> a.
+RECIPE_SHIFTS = {
+    ("image", (1, 2)): 1.0,
+    ("video", (1, 2)): 2.0,
+    ("video", (2, 2)): 4.0,
+    ("video", (2, 4)): 8.0,
+}
+
+
+def time_shift(t, shift: float):
+    """t' = t / (t + a - a t). Works on floats and tensors."""
+    if shift <= 0:
+        raise ValueError(f"time shift must be > 0, got {shift}")
+    return t / (t + shift - shift * t)
+
+
+def interpolate(x0, x1, t):
+    """x_t = t x1 + (1 - t) x0 with t broadcast over the trailing dims of each item. t: (B,)."""
+    t = t.reshape(-1, *([1] * (x1.dim() - 1))).to(x1.dtype)
+    return t * x1 + (1 - t) * x0
+
+
+def target_velocity(x0, x1):
+    return x1 - x0
+
+
+def sample_t(n: int, mode: str = "uniform", *, mean: float = 0.0, std: float = 1.0,
+             generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
+    """Training times in (0, 1): "uniform" U(0, 1), or "logit_normal" sigmoid(N(mean, std))."""
+    if mode == "uniform":
+        return torch.rand(n, generator=generator, device=device)
+    if mode == "logit_normal":
+        return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
+    raise ValueError(f"unknown t sampling mode {mode!r}; accepted: 'uniform', 'logit_normal'")
+
+
+def item_loss(pred: torch.Tensor, target: torch.Tensor, vd_weight: float = 1.0) -> torch.Tensor:
+    """Per-item loss (B,): MSE + vd_weight * (1 - cosine similarity), each item flattened. fp32."""
+    p = pred.float().flatten(1)
+    u = target.float().flatten(1)
+    mse = (p - u).pow(2).mean(dim=1)
+    if vd_weight == 0:
+        return mse
+    cos = F.cosine_similarity(p, u, dim=1, eps=1e-8)
+    return mse + vd_weight * (1 - cos)
+
+
+def training_pair(x1, shift: float = 1.0, mode: str = "uniform", generator: torch.Generator | None = None):
+    """Draw (t, x_t, u) for a batch of data x1 (B, ...) with the given time shift."""
+    t = time_shift(sample_t(x1.shape[0], mode, generator=generator, device=x1.device), shift)
+    x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+    return t, interpolate(x0, x1, t), target_velocity(x0, x1)
+
+
+def shifted_grid(steps: int, shift: float, device="cpu") -> torch.Tensor:
+    """Sampling grid: linspace(0, 1, steps + 1) shifted; `steps` Euler steps (SPEC §2)."""
+    if steps < 1:
+        raise ValueError(f"the number of sampling steps must be >= 1, got {steps}")
+    return time_shift(torch.linspace(0, 1, steps + 1, dtype=torch.float64, device=device), shift).float()
+
+
+def log_snr(t: torch.Tensor) -> torch.Tensor:
+    """log(t^2 / (1-t)^2): the signal-to-noise ratio of x_t on this path (for analysis)."""
+    return 2 * (torch.log(t) - torch.log1p(-t))
+
+
+__all__ = [
+    "RECIPE_SHIFTS", "time_shift", "interpolate", "target_velocity", "sample_t", "item_loss",
+    "training_pair", "shifted_grid", "log_snr",
+]

@@ -1,0 +1,139 @@
+"""Attention: self-attention over an item's own tokens plus gated text cross-attention (SPEC §1).
+
+Kernels:
+- `sdpa_attention`: torch's scaled_dot_product_attention with a key-padding mask (CPU and GPU, default).
+- `varlen_attention`: packs the real tokens of a padded batch and calls a variable-length kernel
+  (flash-attention's `flash_attn_varlen_func` when it is installed and tensors are half precision
+  on CUDA). Items of a ragged batch never see each other with either kernel.
+GQA: query head h uses kv head h // (n_heads / n_kv_heads) (contiguous groups).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .rope import apply_rope
+
+try:  # optional dependency, never required
+    from flash_attn import flash_attn_varlen_func as _flash_varlen
+except Exception:  # pragma: no cover - depends on the environment
+    _flash_varlen = None
+
+# "auto": flash-attention when usable, else SDPA. "sdpa" or "flash" force one.
+BACKEND = "auto"
+
+
+def flash_available() -> bool:
+    return _flash_varlen is not None
+
+
+def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """(B, Hkv, S, D) -> (B, Hkv*n_rep, S, D), each kv head repeated for its contiguous query group."""
+    return x if n_rep == 1 else x.repeat_interleave(n_rep, dim=1)
+
+
+def sdpa_attention(q, k, v, key_mask=None):
+    """q (B, L, Hq, D), k/v (B, S, Hkv, D), key_mask (B, S) bool or None -> (B, L, Hq, D)."""
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, D)
+    n_rep = q.shape[1] // k.shape[1]
+    k, v = _repeat_kv(k, n_rep), _repeat_kv(v, n_rep)
+    mask = None if key_mask is None else key_mask[:, None, None, :]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0 / math.sqrt(q.shape[-1]))
+    return out.transpose(1, 2)
+
+
+def varlen_attention(q, k, v, q_mask, k_mask, kernel):
+    """Packed attention through a flash-attn style varlen `kernel`.
+
+    q (B, L, Hq, D), k/v (B, S, Hkv, D); q_mask (B, L), k_mask (B, S) bool (True = real token).
+    Returns (B, L, Hq, D) with zeros at padded query positions.
+    """
+    b, l, hq, d = q.shape
+    q_lens = q_mask.sum(1, dtype=torch.int32)
+    k_lens = k_mask.sum(1, dtype=torch.int32)
+    cu_q = F.pad(torch.cumsum(q_lens, 0, dtype=torch.int32), (1, 0))
+    cu_k = F.pad(torch.cumsum(k_lens, 0, dtype=torch.int32), (1, 0))
+    q_idx = q_mask.reshape(-1).nonzero().squeeze(1)
+    k_idx = k_mask.reshape(-1).nonzero().squeeze(1)
+    out = kernel(
+        q.reshape(b * l, hq, d)[q_idx],
+        k.reshape(-1, *k.shape[2:])[k_idx],
+        v.reshape(-1, *v.shape[2:])[k_idx],
+        cu_seqlens_q=cu_q,
+        cu_seqlens_k=cu_k,
+        max_seqlen_q=int(q_lens.max()),
+        max_seqlen_k=int(k_lens.max()),
+        softmax_scale=1.0 / math.sqrt(d),
+    )
+    full = q.new_zeros(b * l, hq, d)
+    full[q_idx] = out.to(q.dtype)
+    return full.reshape(b, l, hq, d)
+
+
+def use_flash(q: torch.Tensor) -> bool:
+    if BACKEND == "sdpa":
+        return False
+    usable = flash_available() and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
+    if BACKEND == "flash" and not usable:
+        raise RuntimeError(
+            "attention backend 'flash' was requested but needs flash-attn installed and half-precision "
+            "CUDA tensors; set lumina_video.model.attention.BACKEND = 'auto' or 'sdpa'"
+        )
+    return usable
+
+
+def attend(q, k, v, q_mask, k_mask):
+    """Dispatch to the best kernel. Masks are (B, L) / (B, S) bool, or None meaning all real."""
+    if use_flash(q):
+        q_mask = q_mask if q_mask is not None else q.new_ones(q.shape[:2], dtype=torch.bool)
+        k_mask = k_mask if k_mask is not None else k.new_ones(k.shape[:2], dtype=torch.bool)
+        return varlen_attention(q, k, v, q_mask, k_mask, _flash_varlen)
+    return sdpa_attention(q, k, v, k_mask)
+
+
+class Attention(nn.Module):
+    """Self-attention with 3D RoPE plus gated cross-attention to the caption, sharing one query."""
+
+    def __init__(self, dim: int, n_heads: int, n_kv_heads: int, cap_feat_dim: int, qk_norm: bool):
+        super().__init__()
+        if dim % n_heads:
+            raise ValueError(f"dim {dim} must be divisible by n_heads {n_heads}")
+        if n_heads % n_kv_heads:
+            raise ValueError(f"n_heads {n_heads} must be a multiple of n_kv_heads {n_kv_heads}")
+        self.n_heads, self.n_kv_heads = n_heads, n_kv_heads
+        self.head_dim = dim // n_heads
+        kv_width = n_kv_heads * self.head_dim
+        self.wq = nn.Linear(dim, n_heads * self.head_dim, bias=False)
+        self.wk = nn.Linear(dim, kv_width, bias=False)
+        self.wv = nn.Linear(dim, kv_width, bias=False)
+        self.wk_y = nn.Linear(cap_feat_dim, kv_width, bias=False)
+        self.wv_y = nn.Linear(cap_feat_dim, kv_width, bias=False)
+        self.gate = nn.Parameter(torch.zeros(n_heads))
+        self.wo = nn.Linear(n_heads * self.head_dim, dim, bias=False)
+        # LayerNorm over the whole projected width, before the split into heads.
+        norm = (lambda n: nn.LayerNorm(n)) if qk_norm else (lambda n: nn.Identity())
+        self.q_norm = norm(n_heads * self.head_dim)
+        self.k_norm = norm(kv_width)
+        self.ky_norm = norm(kv_width)
+
+    def forward(self, x, x_mask, freqs, y, y_mask):
+        """x (B, L, dim), x_mask (B, L) bool or None, freqs (B, L, head_dim/2) complex,
+        y (B, S, cap_feat_dim), y_mask (B, S) bool -> (B, L, dim)."""
+        b, l, _ = x.shape
+        hd = self.head_dim
+        q = self.q_norm(self.wq(x)).view(b, l, self.n_heads, hd)
+        k = self.k_norm(self.wk(x)).view(b, l, self.n_kv_heads, hd)
+        v = self.wv(x).view(b, l, self.n_kv_heads, hd)
+        q, k = apply_rope(q, freqs), apply_rope(k, freqs)
+
+        out = attend(q, k, v, x_mask, x_mask)  # (B, L, Hq, hd)
+
+        s = y.shape[1]
+        ky = self.ky_norm(self.wk_y(y)).view(b, s, self.n_kv_heads, hd)
+        vy = self.wv_y(y).view(b, s, self.n_kv_heads, hd)
+        out_y = attend(q, ky, vy, x_mask, y_mask)  # text: no RoPE on keys
+        out = out + out_y * torch.tanh(self.gate).to(out_y.dtype).view(1, 1, -1, 1)
+        return self.wo(out.flatten(2))

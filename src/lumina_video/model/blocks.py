@@ -1,0 +1,79 @@
+"""Transformer block (sandwich norm, adaLN scale + gate) and the per-patch final layer (SPEC §1)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .attention import Attention
+
+
+def ffn_hidden_dim(dim: int, multiple_of: int, ffn_dim_multiplier: float | None) -> int:
+    """h = int(2 * 4 * dim / 3), times the multiplier if any, rounded up to `multiple_of` (2304 -> 6144)."""
+    h = int(2 * 4 * dim / 3)
+    if ffn_dim_multiplier:
+        h = int(ffn_dim_multiplier * h)
+    return multiple_of * ((h + multiple_of - 1) // multiple_of)
+
+
+class RMSNorm(nn.Module):
+    """RMS normalisation computed in fp32 and cast back, then a learned per-channel weight."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        xf = x.float()
+        out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return out.to(x.dtype) * self.weight
+
+
+class FeedForward(nn.Module):
+    """SwiGLU: w2(silu(w1 x) * w3 x)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+        self.w3 = nn.Linear(dim, hidden, bias=False)
+
+    def forward(self, x):
+        return self.w2(nn.functional.silu(self.w1(x)) * self.w3(x))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim, n_heads, n_kv_heads, multiple_of, ffn_dim_multiplier, norm_eps, qk_norm,
+                 cap_feat_dim, cond_dim):
+        super().__init__()
+        self.attention = Attention(dim, n_heads, n_kv_heads, cap_feat_dim, qk_norm)
+        self.feed_forward = FeedForward(dim, ffn_hidden_dim(dim, multiple_of, ffn_dim_multiplier))
+        self.attention_norm1 = RMSNorm(dim, norm_eps)
+        self.attention_norm2 = RMSNorm(dim, norm_eps)
+        self.ffn_norm1 = RMSNorm(dim, norm_eps)
+        self.ffn_norm2 = RMSNorm(dim, norm_eps)
+        self.attention_y_norm = RMSNorm(cap_feat_dim, norm_eps)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 4 * dim))
+
+    def forward(self, x, x_mask, freqs, cap_feats, cap_mask, c):
+        """x (B, L, dim); c (B, cond_dim); cap_feats (B, S, cap_feat_dim) -> (B, L, dim)."""
+        scale_msa, gate_msa, scale_mlp, gate_mlp = self.adaLN_modulation(c)[:, None].chunk(4, dim=-1)
+        y = self.attention_y_norm(cap_feats)
+        h = self.attention(self.attention_norm1(x) * (1 + scale_msa), x_mask, freqs, y, cap_mask)
+        x = x + torch.tanh(gate_msa) * self.attention_norm2(h)
+        h = self.feed_forward(self.ffn_norm1(x) * (1 + scale_mlp))
+        return x + torch.tanh(gate_mlp) * self.ffn_norm2(h)
+
+
+class FinalLayer(nn.Module):
+    """LayerNorm (no affine) times (1 + scale), then a linear projection to patch pixels."""
+
+    def __init__(self, dim: int, out_dim: int, cond_dim: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(dim, out_dim)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, dim))
+
+    def forward(self, x, c):  # (B, L, dim), (B, cond_dim) -> (B, L, out_dim)
+        scale = self.adaLN_modulation(c)[:, None]
+        return self.linear(self.norm_final(x) * (1 + scale))
