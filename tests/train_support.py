@@ -1,8 +1,6 @@
-"""Small helpers for the training tests: latent manifests on disk, a tiny config, and two stand-ins.
+"""Small helpers for the training tests: latent manifests on disk, a tiny config, a text-encoder stand-in.
 
-Stand-ins (tests only, until the real classes they mirror are merged into this branch):
-- `LatentDataset` follows the `lumina_video.data.dataset.MediaDataset` contract for `use_latents`
-  items (reads `latent_path` safetensors; a bad file gives None and is counted in `skipped`);
+Stand-in (tests only, until the real class it mirrors is merged into this branch):
 - `HashTextEncoder` follows `lumina_video.encoders.text.TextEncoder.encode`: per-word features from
   a fixed random table, the system prompt prefixed, so different captions give different features.
 """
@@ -12,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from lumina_video import io as lv_io
@@ -40,36 +39,6 @@ def write_latent_manifest(folder, n: int = 4, *, media: str = "video", frames: i
     path = folder / name
     lv_io.write_text(path, "\n".join(lines) + "\n")
     return path
-
-
-class LatentDataset(torch.utils.data.Dataset):
-    def __init__(self, records, *, size, fps, num_frames, system_prompts, default_system_prompt,
-                 video_motion_drop=0.3, image_motion_prob=0.4, use_latents=False, seed=0):
-        assert use_latents, "the stand-in serves pre-extracted latents only"
-        self.records = records
-        self.system_prompts = system_prompts
-        self.default_system_prompt = default_system_prompt
-        self.skipped = 0
-
-    def __len__(self):
-        return len(self.records)
-
-    def __getitem__(self, i):
-        r = self.records[i]
-        try:
-            z = lv_io.load_safetensors(r["latent_path"])["latent"]
-        except Exception:
-            self.skipped += 1
-            return None
-        return {"latent": z, "caption": r["caption"], "media": r["type"], "source": r["source"],
-                "system_prompt": self.system_prompts.get(r["source"], self.default_system_prompt),
-                "motion_score": float(r.get("motion_score", -1)), "bucket": tuple(z.shape[-2:]), "index": i}
-
-
-def latent_dataset(task, cfg, records, prompts):
-    return LatentDataset(records, size=task.size, fps=task.fps, num_frames=task.num_frames,
-                         system_prompts={k: v for k, v in prompts.items() if v}, use_latents=True,
-                         default_system_prompt=cfg.default_system_prompt)
 
 
 class HashTextEncoder:
@@ -113,3 +82,23 @@ def tiny_config(run_dir, manifests: dict, **top) -> TrainConfig:
     cfg = from_dict(TrainConfig, data)
     check_values(cfg)
     return cfg
+
+
+@pytest.fixture
+def single_thread():
+    """Tiny models train faster on one thread (and the test machine's cores are shared)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def weights(folder) -> dict:
+    """The tensors of a checkpoint's model.safetensors (or any safetensors path)."""
+    folder = Path(folder)
+    return lv_io.load_safetensors(folder / "model.safetensors" if folder.is_dir() else folder)
+
+
+def max_abs_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)

@@ -84,10 +84,13 @@ def task_records(task: TaskConfig, seed: int, key: str = "task") -> tuple[list[d
 
 
 def build_dataset(task: TaskConfig, cfg: TrainConfig, records: list, prompts: dict):
+    """The task's MediaDataset. Videos decoded for the VAE get 4k + 1 frames (k + 1 latent frames,
+    the first of which the SPEC §5 rule drops), for num_frames = 4k."""
     from ..data.dataset import MediaDataset
 
+    frames = task.num_frames + 1 if task.media == "video" else 1
     return MediaDataset(
-        records, size=task.size, fps=task.fps, num_frames=task.num_frames,
+        records, size=task.size, fps=task.fps, num_frames=frames,
         system_prompts={k: v for k, v in prompts.items() if v is not None},
         default_system_prompt=cfg.default_system_prompt, video_motion_drop=cfg.video_motion_drop,
         image_motion_prob=cfg.image_motion_prob, use_latents=task.latents == "extracted", seed=cfg.seed,
@@ -95,10 +98,8 @@ def build_dataset(task: TaskConfig, cfg: TrainConfig, records: list, prompts: di
 
 
 def bucket_keys(dataset) -> list:
-    """The aspect bucket of every item, known before loading it (items of one batch share a bucket)."""
-    if hasattr(dataset, "bucket_of"):
-        return [dataset.bucket_of(i) for i in range(len(dataset))]
-    return [None] * len(dataset)
+    """Per item its batching group (media, aspect bucket, frames) or latent shape; None = unusable."""
+    return list(dataset.group_keys())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -106,40 +107,47 @@ def bucket_keys(dataset) -> list:
 # ------------------------------------------------------------------------------------------------
 
 class GlobalBatchOrder:
-    """Epochs of global batches: per bucket a seeded permutation cut into batches (the remainder is
-    dropped), then all batches shuffled. `batch(n)` is the n-th batch since the start of training."""
+    """Epochs of global batches from the bucket batch sampler (one rank, full batches only, shuffled
+    per epoch by (seed, epoch)); `batch(n)` is the n-th batch since the start of training, with its
+    epoch, so training can continue from any n."""
 
     def __init__(self, keys: list, global_batch: int, seed: int, name: str = "task"):
-        self.global_batch = global_batch
-        self.seed = seed
-        groups: dict = {}
-        for i, k in enumerate(keys):
-            groups.setdefault(k, []).append(i)
-        self.groups = [np.asarray(v) for _, v in sorted(groups.items(), key=lambda kv: str(kv[0]))]
-        self.per_epoch = sum(len(g) // global_batch for g in self.groups)
+        from ..data.buckets import BucketBatchSampler
+
+        self.sampler = BucketBatchSampler(keys, global_batch, shuffle=True, drop_last=True, seed=seed)
+        self.per_epoch = len(self.sampler)
         if self.per_epoch == 0:
-            largest = max((len(g) for g in self.groups), default=0)
+            sizes = [len(g) for g in self.sampler.groups.values()]
             raise ConfigError(
-                f"task '{name}': no aspect bucket holds global_batch={global_batch} items (the largest has "
-                f"{largest} of {len(keys)} items); lower global_batch or add data"
+                f"task '{name}': no batching group (aspect bucket and frame count) holds global_batch="
+                f"{global_batch} usable items (the largest has {max(sizes, default=0)}; "
+                f"{sum(k is not None for k in keys)} of {len(keys)} items usable); lower global_batch or add data"
             )
         self._epoch, self._batches = None, None
 
-    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        if self._epoch != epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            batches = []
-            for g in self.groups:
-                perm = g[rng.permutation(len(g))]
-                n = len(g) // self.global_batch
-                batches += list(perm[: n * self.global_batch].reshape(n, self.global_batch))
-            self._batches = [batches[i] for i in rng.permutation(len(batches))]
-            self._epoch = epoch
-        return self._batches
-
-    def batch(self, n: int) -> list[int]:
+    def batch(self, n: int) -> tuple[int, list[int]]:
         epoch, i = divmod(n, self.per_epoch)
-        return [int(x) for x in self.epoch_batches(epoch)[i]]
+        if self._epoch != epoch:
+            self.sampler.set_epoch(epoch)
+            self._batches, self._epoch = list(self.sampler), epoch
+        return epoch, list(self._batches[i])
+
+
+class EpochIndexed(torch.utils.data.Dataset):
+    """`view[(epoch, i)]` is `dataset[i]` as drawn in that epoch (the dataset's per-item randomness is
+    keyed by epoch), so worker processes need no shared epoch counter."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, i = key
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        return self.dataset[i]
 
 
 @dataclass
@@ -177,14 +185,14 @@ class TaskStream:
     def _indices(self):
         n = self.consumed
         while True:
-            batch = self.order.batch(n)
-            yield [batch[s] for s in self.slots]
+            epoch, batch = self.order.batch(n)
+            yield [(epoch, batch[s]) for s in self.slots]
             n += 1
 
     def _make_loader(self, num_workers: int):
         from torch.utils.data import DataLoader
 
-        loader = DataLoader(self.dataset, batch_sampler=self._indices(), collate_fn=_collate,
+        loader = DataLoader(EpochIndexed(self.dataset), batch_sampler=self._indices(), collate_fn=_collate,
                             num_workers=num_workers, persistent_workers=False,
                             prefetch_factor=2 if num_workers else None)
         return iter(loader)

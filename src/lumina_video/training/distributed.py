@@ -218,7 +218,9 @@ def optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer) -> 
 def load_optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer, osd: dict) -> None:
     from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
-    set_optimizer_state_dict(model, optimizer, osd, options=_options())
+    # strict=False: parameters that never had a gradient (pad_token, patch embedders of tasks not yet
+    # trained) have no AdamW state to restore.
+    set_optimizer_state_dict(model, optimizer, osd, options=_options(strict=False))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -232,6 +232,9 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
             positions = resume_state.get("data", {}) if mid_stage else {}
             streams = [make_stream(t, cfg, env, records[(stage_index, t.name)], dataset_factory,
                                    positions.get(t.name, 0)) for t in stage.tasks]
+            for s in streams:
+                if sum(getattr(s.dataset, "skipped", {}).values()):
+                    log.echo(f"task '{s.task.name}': {s.dataset.report()}")
             lr = stage.lr or cfg.optim.lr
             optimizer = make_optimizer(model, lr, cfg)  # fresh per stage; restored mid-stage
             if mid_stage and resume_optim is not None:
