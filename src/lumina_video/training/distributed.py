@@ -76,8 +76,12 @@ def setup(force_group: bool = False) -> DistEnv:
     return DistEnv(rank, world, local_rank, device, owns)
 
 
-def teardown(env: DistEnv) -> None:
+def teardown(env: DistEnv, clean: bool = True) -> None:
+    """End the group setup() started. After a clean run the processes leave together (one leaving
+    mid-collective aborts its peers); after an error nobody waits for the others."""
     if env.owns_group and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -166,9 +166,12 @@ def train(cfg: TrainConfig, *, text_encoder=None, vae=None, dataset_factory=buil
     """
     env = D.setup(force_group=cfg.distributed.fsdp == "always")
     try:
-        return _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hook, progress)
-    finally:
-        D.teardown(env)
+        result = _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hook, progress)
+    except BaseException:
+        D.teardown(env, clean=False)
+        raise
+    D.teardown(env)
+    return result
 
 
 def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hook, progress) -> TrainResult:
