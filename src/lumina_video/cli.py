@@ -9,6 +9,7 @@ import sys
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("lumina_video.convert", "convert an official Lumina-Video checkpoint to this project's format"),
+    "synth": ("lumina_video.data.synthetic", "render the synthetic dataset (clips, images, manifest with ground truth)"),
 }
 
 
