@@ -14,6 +14,7 @@ default `FlowBackend`. Any object with `flow(prev, next) -> (H, W, 2)` can be pl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -139,8 +140,6 @@ def _has_score(rec: dict) -> bool:
 
 def _merge_previous(records: list[dict], out) -> int:
     """Take scores for unscored records from an earlier (partial) output, matched by path."""
-    from pathlib import Path
-
     from lumina_video.data.manifest import read_manifest
 
     if not Path(out).is_file():
@@ -173,7 +172,8 @@ def annotate_manifest(manifest, out=None, *, workers: int = 1, backend: FlowBack
 
     out = manifest if out is None else out
     records = read_manifest(manifest)
-    resumed = _merge_previous(records, out) if str(out) != str(manifest) else 0
+    same_file = Path(out).resolve() == Path(manifest).resolve()
+    resumed = 0 if same_file else _merge_previous(records, out)
     videos = [r for r in records if r["type"] == "video"]
     kept = sum(_has_score(r) for r in videos) - resumed
     todo = sorted({r["path"] for r in videos if not _has_score(r)})

@@ -29,6 +29,7 @@ import numpy as np
 from lumina_video.data import vocab
 from lumina_video.data.manifest import write_manifest
 from lumina_video.data.video_io import write_image, write_video
+from lumina_video.io import write_json
 
 SUPERSAMPLE = 4
 TEXTURE_AMPLITUDE = 12  # +- grey levels around the background colour
@@ -172,7 +173,8 @@ def make_dataset(out_dir, n: int, size: int = 64, frames: int = 16, fps: float =
                  image_fraction: float = 0.15, static_fraction: float = 0.15,
                  two_object_fraction: float = 0.0, background_caption_prob: float = 0.5,
                  progress: bool = False) -> Path:
-    """Render n items into out_dir (videos/*.mp4, images/*.png) and write out_dir/manifest.jsonl.
+    """Render n items into out_dir (videos/*.mp4, images/*.png) and write out_dir/manifest.jsonl
+    (and synth.json, the arguments).
 
     Item i depends only on (seed, i), so a larger n extends a smaller one. Returns the manifest path.
     """
@@ -208,6 +210,10 @@ def make_dataset(out_dir, n: int, size: int = 64, frames: int = 16, fps: float =
                         "width": size, "height": size, **attrs, "texture_seed": tex_seed})
     manifest = out_dir / "manifest.jsonl"
     write_manifest(manifest, records)
+    write_json(out_dir / "synth.json", {  # the parameters that reproduce this folder
+        "n": n, "size": size, "frames": frames, "fps": fps, "seed": seed, "image_fraction": image_fraction,
+        "static_fraction": static_fraction, "two_object_fraction": two_object_fraction,
+        "background_caption_prob": background_caption_prob})
     return manifest
 
 
