@@ -9,6 +9,7 @@ import sys
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("lumina_video.convert", "convert an official Lumina-Video checkpoint to this project's format"),
+    "eval": ("lumina_video.eval.run", "score videos: VBench-style dimensions, prompt attribute checks, reports"),
 }
 
 
