@@ -6,6 +6,7 @@ The model is pure: no guidance, schedules or distribution code here.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -22,6 +23,7 @@ from .rope import DEFAULT_AXES_LENS, RoPE3D
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+METADATA_KEYS = {"format_version", "torch_dtype", "converted_from"}  # in config.json, not constructor args
 
 
 def patch_key(patch_size: int, f_patch_size: int) -> str:
@@ -230,7 +232,11 @@ class MultiScaleNextDiT(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict, device="cpu") -> "MultiScaleNextDiT":
-        cfg = {k: v for k, v in config.items() if k not in ("format_version", "torch_dtype")}
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = sorted(set(config) - accepted - METADATA_KEYS)
+        if unknown:
+            raise ValueError(f"unknown model config keys {unknown}; accepted: {sorted(accepted)}")
+        cfg = {k: v for k, v in config.items() if k in accepted}
         with torch.device(device):
             return cls(**cfg)
 

@@ -1,0 +1,206 @@
+"""Model invariants, errors, persistence and the varlen attention path."""
+import pytest
+import torch
+
+from lumina_video.model import MultiScaleNextDiT, MultiScaleNextDiT_Tiny, load_state_dict_checked
+from lumina_video.model import attention as attn
+
+
+def tiny(**kw):
+    cfg = dict(in_channels=4, cap_feat_dim=32, multiple_of=16)
+    cfg.update(kw)
+    return MultiScaleNextDiT_Tiny(**cfg).eval()
+
+
+def randomize(model):
+    """Zero-initialised layers make outputs trivial; give every parameter random values."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+    return model
+
+
+def cond(b, L=6, d=32):
+    cap = torch.randn(b, L, d)
+    mask = torch.ones(b, L, dtype=torch.long)
+    mask[0, 4:] = 0
+    return torch.rand(b), cap, mask, torch.tensor([3.0] + [-1.0] * (b - 1))
+
+
+def test_fresh_model_outputs_zero():
+    """Final layers are zero-initialised (SPEC §1), so a fresh model predicts exactly 0."""
+    model = tiny()
+    t, cap, mask, motion = cond(2)
+    out = model(torch.randn(2, 4, 4, 8, 8), t, cap, mask, motion, 2, 1)
+    assert torch.equal(out, torch.zeros_like(out))
+
+
+@pytest.mark.parametrize("pt,p", [(1, 2), (2, 2), (2, 4)])
+def test_ragged_items_do_not_see_each_other(pt, p):
+    model = randomize(tiny())
+    t, cap, mask, motion = cond(2)
+    a, b = torch.randn(4, 4, 8, 16), torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        out = model([a, b], t, cap, mask, motion, p, pt)
+        alone_a = model([a], t[:1], cap[:1], mask[:1], motion[:1], p, pt)[0]
+        alone_b = model(b[None], t[1:], cap[1:], mask[1:], motion[1:], p, pt)[0]
+    assert out[0].shape == a.shape and out[1].shape == b.shape
+    torch.testing.assert_close(out[0], alone_a, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[1], alone_b, atol=1e-5, rtol=1e-5)
+
+
+def test_uniform_list_equals_batch_tensor_and_inputs_untouched():
+    model = randomize(tiny())
+    t, cap, mask, motion = cond(2)
+    x = torch.randn(2, 4, 4, 8, 8)
+    copies = [v.clone() for v in (x, t, cap, mask, motion)]
+    with torch.no_grad():
+        batch = model(x, t, cap, mask, motion, 2, 2)
+        listed = model(list(x), t, cap, mask, motion, 2, 2)
+    torch.testing.assert_close(torch.stack(listed), batch)
+    for before, after in zip(copies, (x, t, cap, mask, motion)):
+        assert torch.equal(before, after)
+
+
+def test_negative_motion_means_absent():
+    model = randomize(tiny())
+    t, cap, mask, _ = cond(2)
+    x = torch.randn(2, 4, 2, 8, 8)
+    with torch.no_grad():
+        none = model(x, t, cap, mask, None, 2, 1)
+        neg1 = model(x, t, cap, mask, torch.tensor([-1.0, -1.0]), 2, 1)
+        neg5 = model(x, t, cap, mask, torch.tensor([-5.0, -0.5]), 2, 1)
+        pos = model(x, t, cap, mask, torch.tensor([4.0, 4.0]), 2, 1)
+    assert torch.equal(none, neg1) and torch.equal(neg1, neg5)
+    assert not torch.allclose(pos, none)
+
+
+def test_padded_caption_tokens_are_ignored():
+    model = randomize(tiny())
+    t, cap, mask, motion = cond(2)
+    x = torch.randn(2, 4, 2, 8, 8)
+    cap2 = cap.clone()
+    cap2[0, 4:] = 100.0  # masked out in row 0
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t, cap, mask, motion, 2, 1), model(x, t, cap2, mask, motion, 2, 1))
+
+
+def test_save_load_roundtrip(tmp_path):
+    model = randomize(tiny())
+    model.save_pretrained(tmp_path / "m")
+    loaded = MultiScaleNextDiT.from_pretrained(tmp_path / "m")
+    assert loaded.config == model.config
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    t, cap, mask, motion = cond(1)
+    x = torch.randn(1, 4, 2, 8, 8)
+    with torch.no_grad():  # equal up to SIMD differences from the loaded tensors' memory alignment
+        torch.testing.assert_close(model(x, t, cap, mask, motion, 4, 2), loaded(x, t, cap, mask, motion, 4, 2),
+                                   atol=1e-6, rtol=0)
+    assert not list(tmp_path.glob("m/.*.tmp"))  # atomic writes leave no temp files
+
+
+def test_from_pretrained_bf16(tmp_path):
+    model = randomize(tiny())
+    model.save_pretrained(tmp_path / "m", dtype=torch.bfloat16)
+    loaded = MultiScaleNextDiT.from_pretrained(tmp_path / "m")
+    assert loaded.dtype == torch.bfloat16
+    t, cap, mask, motion = cond(1)
+    out = loaded(torch.randn(1, 4, 2, 8, 8), t, cap, mask, motion, 2, 1)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+# ---- errors -----------------------------------------------------------------------------------
+
+def test_error_size_not_divisible():
+    model = tiny()
+    t, cap, mask, motion = cond(1)
+    with pytest.raises(ValueError, match=r"height 6 not divisible by the spatial patch 4"):
+        model(torch.randn(1, 4, 2, 6, 8), t, cap, mask, motion, 4, 2)
+    with pytest.raises(ValueError, match=r"frames 3 not divisible by the temporal patch 2"):
+        model(torch.randn(1, 4, 3, 8, 8), t, cap, mask, motion, 2, 2)
+
+
+def test_error_too_many_tokens_for_rope():
+    model = tiny(axes_lens=(4, 8, 8))
+    t, cap, mask, motion = cond(1)
+    with pytest.raises(ValueError, match=r"9 width tokens but the RoPE table allows at most 8"):
+        model(torch.randn(1, 4, 1, 8, 18), t, cap, mask, motion, 2, 1)
+
+
+def test_error_unknown_patch():
+    model = tiny()
+    t, cap, mask, motion = cond(1)
+    with pytest.raises(ValueError, match=r"no patch shape \(pt=1, p=4\); it has \(pt=1, p=2\), \(pt=2, p=2\), \(pt=2, p=4\)"):
+        model(torch.randn(1, 4, 2, 8, 8), t, cap, mask, motion, 4, 1)
+
+
+def test_error_batch_sizes_disagree():
+    model = tiny()
+    t, cap, mask, motion = cond(2)
+    with pytest.raises(ValueError, match=r"t has shape \(2,\); expected \(3,\)"):
+        model(torch.randn(3, 4, 2, 8, 8), t, torch.randn(3, 6, 32), torch.ones(3, 6), None, 2, 1)
+    with pytest.raises(ValueError, match=r"cap_feats has shape \(2, 6, 32\); expected \(B=3"):
+        model(torch.randn(3, 4, 2, 8, 8), torch.rand(3), cap, mask, None, 2, 1)
+    with pytest.raises(ValueError, match=r"every row of cap_mask"):
+        model(torch.randn(2, 4, 2, 8, 8), t, cap, torch.zeros(2, 6), None, 2, 1)
+
+
+def test_error_state_dict_mismatch():
+    model = tiny()
+    sd = dict(model.state_dict())
+    sd["_orig_mod.extra.weight"] = torch.zeros(1)
+    del sd["pad_token"]
+    sd["layers.0.attention.wq.weight"] = torch.zeros(3, 3)
+    with pytest.raises(ValueError) as e:
+        load_state_dict_checked(tiny(), sd)
+    msg = str(e.value)
+    assert "missing (1): pad_token" in msg
+    assert "unexpected (1): extra.weight" in msg
+    assert "layers.0.attention.wq.weight: file (3, 3) vs model (64, 64)" in msg
+
+
+def test_orig_mod_keys_load():
+    model = randomize(tiny())
+    sd = {k.replace("layers.", "_orig_mod.layers."): v for k, v in model.state_dict().items()}
+    other = tiny()
+    load_state_dict_checked(other, sd)
+    assert torch.equal(other.layers[0].attention.wq.weight, model.layers[0].attention.wq.weight)
+
+
+def test_missing_folder_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        MultiScaleNextDiT.from_pretrained(tmp_path)
+
+
+# ---- the varlen (flash-attention style) packing path, checked with a pure-torch kernel ------------
+
+def reference_varlen_kernel(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale):
+    """flash_attn_varlen_func's contract on packed (total, H, D) tensors, written plainly."""
+    outs = []
+    for i in range(len(cu_seqlens_q) - 1):
+        qi = q[cu_seqlens_q[i]:cu_seqlens_q[i + 1]].transpose(0, 1)  # (H, Lq, D)
+        ki = k[cu_seqlens_k[i]:cu_seqlens_k[i + 1]].transpose(0, 1)
+        vi = v[cu_seqlens_k[i]:cu_seqlens_k[i + 1]].transpose(0, 1)
+        rep = qi.shape[0] // ki.shape[0]
+        ki, vi = ki.repeat_interleave(rep, 0), vi.repeat_interleave(rep, 0)
+        w = torch.softmax(qi @ ki.transpose(1, 2) * softmax_scale, dim=-1)
+        outs.append((w @ vi).transpose(0, 1))
+    return torch.cat(outs)
+
+
+def test_varlen_path_equals_sdpa():
+    b, l, s, hq, hkv, d = 3, 10, 7, 4, 2, 8
+    q, k, v = torch.randn(b, l, hq, d), torch.randn(b, s, hkv, d), torch.randn(b, s, hkv, d)
+    q_mask = torch.arange(l)[None] < torch.tensor([10, 6, 3])[:, None]
+    k_mask = torch.arange(s)[None] < torch.tensor([7, 2, 5])[:, None]
+    packed = attn.varlen_attention(q, k, v, q_mask, k_mask, reference_varlen_kernel)
+    dense = attn.sdpa_attention(q, k, v, k_mask)
+    torch.testing.assert_close(packed[q_mask], dense[q_mask], atol=1e-5, rtol=1e-5)
+    assert torch.equal(packed[~q_mask], torch.zeros_like(packed[~q_mask]))
+
+
+def test_flash_backend_request_without_flash_is_clear(monkeypatch):
+    monkeypatch.setattr(attn, "BACKEND", "flash")
+    with pytest.raises(RuntimeError, match="needs flash-attn installed and half-precision CUDA"):
+        attn.attend(torch.randn(1, 2, 2, 8), torch.randn(1, 2, 2, 8), torch.randn(1, 2, 2, 8), None, None)
