@@ -29,7 +29,10 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from ..data.motion import DISFlow
 from .segment import foreground_masks, foreground_weights
+
+FLOW = DISFlow()  # the package's one optical flow (also behind the motion score)
 
 TOP_FRACTION = 0.05  # dynamic degree: share of largest flow magnitudes averaged per pair
 MIN_FLOW_SIDE = 16  # DIS needs frames at least a few patches wide
@@ -86,12 +89,12 @@ def flow_channel(frames: np.ndarray) -> np.ndarray:
 
 
 def optical_flow(grey0: np.ndarray, grey1: np.ndarray) -> np.ndarray:
-    """Dense flow (H, W, 2) float32 in pixels (dx, dy) from grey0 to grey1, OpenCV DIS (medium preset)."""
+    """Dense flow (H, W, 2) float32 in pixels (dx, dy) from grey0 to grey1: the package's OpenCV DIS flow
+    (`lumina_video.data.motion.DISFlow`, the one behind the motion score)."""
     h, w = grey0.shape
     if min(h, w) < MIN_FLOW_SIDE:
         raise ValueError(f"optical flow needs frames at least {MIN_FLOW_SIDE} px on each side, got {h}x{w}")
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(grey0, grey1, None)
+    return FLOW.flow(grey0, grey1)
 
 
 def top_flow_magnitude(flow: np.ndarray, fraction: float = TOP_FRACTION) -> float:

@@ -36,9 +36,9 @@ def markdown_report(report: dict) -> str:
         lines.append(f"| {dim.replace('_', ' ')} | {_pct(value)} | {DIMENSION_KIND.get(dim, '')} |")
     agg = report["vbench"]
     lines += ["", "## VBench aggregation (%)", ""]
-    lines.append(f"- Quality: {_num(agg['quality'])}, Semantic: {_num(agg['semantic'])}, Total: {_num(agg['total'])}")
+    lines.append(f"- Quality: {_pct(agg['quality'])}, Semantic: {_pct(agg['semantic'])}, Total: {_pct(agg['total'])}")
     lines.append(f"- Quality over the {len(agg['given'])} given dimensions only (not VBench's Quality): "
-                 f"{_num(agg['quality_partial'])}")
+                 f"{_pct(agg['quality_partial'])}")
     lines.append(f"- Missing dimensions (not computed, not counted): {', '.join(agg['missing']) or 'none'}")
     attrs = report.get("attributes")
     if attrs:

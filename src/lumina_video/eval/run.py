@@ -106,6 +106,9 @@ def evaluate_one(video: str, prompt: str | None = None, record: dict | None = No
     from ..data.video_io import read_video
 
     entry = {"video": str(video), "prompt": prompt, "error": None}
+    if Path(video).is_file() and Path(video).stat().st_size == 0:
+        entry["error"] = "empty: the file has 0 bytes"
+        return entry
     try:
         frames, fps = read_video(video)
     except (OSError, ValueError, RuntimeError) as e:
@@ -159,7 +162,7 @@ def evaluate(videos=(), prompts=None, *, manifest=None, out_dir=None, progress: 
     bar = tqdm(items, desc="eval", unit="video", disable=not progress)
     for item in bar:
         entries.append(evaluate_one(item["video"], item["prompt"], item["record"]))
-        bar.set_postfix(failed=sum(bool(e["error"]) for e in entries))
+        bar.set_postfix(failed=sum(bool(e["error"]) for e in entries), refresh=False)
     dims = set_dimensions(entries)
     checks = [e["attributes"] for e in entries if e.get("attributes")]
     report = {
