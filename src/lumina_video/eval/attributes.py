@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from ..data import vocab
+from .metrics import check_frames
 from .segment import background_colour, foreground_masks, largest_component
 
 SHAPE_FILL: dict[str, float] = {"circle": math.pi / 4, "square": 1.0, "triangle": 0.5}
@@ -88,8 +89,6 @@ def fit_velocity(times: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 def measure_attributes(frames: np.ndarray) -> dict:
     """What the pixels show: {color, rgb, shape, fill, moving, direction, speed, speed_px, velocity,
     frames_with_object}. Values are None when no object is found."""
-    from .metrics import check_frames
-
     frames = check_frames(frames)
     h, w = frames.shape[1:3]
     unit = speed_unit(h, w)

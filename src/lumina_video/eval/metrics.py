@@ -20,6 +20,8 @@ Proxies (VBench's formula on a pixel-level feature instead of DINO / CLIP featur
                           `background_feature`. Values on their own scale: compare models with each
                           other, not with VBench's DINO / CLIP numbers.
 
+Flow (`lumina_video.data.motion.DISFlow`) runs on one grey channel per clip: each pixel projected
+on the clip's principal colour axis (`flow_channel`), which keeps colour contrast that luminance loses.
 Python's `round` (half to even) is used where VBench uses it, so the counts match VBench's.
 """
 from __future__ import annotations
