@@ -7,6 +7,8 @@ Two kinds of clip, rendered into a temporary folder first:
 Motion annotation runs `annotate_manifest` (the `lumina-video motion` command) with the default
 DIS flow ("medium", two-stage) and the fastest preset, with 1 and 2 worker processes. Dataset loading
 reads every item of a MediaDataset once (decode, fps resampling, cover-crop, to float pixels).
+Rates include the start-up of the worker processes (about 0.3 s on an idle machine, seconds under
+load), which weighs on short runs; use a larger --n for steady-state figures.
 
     python bench/data_speed.py [--n 24] [--workers 1 2]
 """
