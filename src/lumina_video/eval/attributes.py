@@ -130,9 +130,8 @@ def objects_in_prompt(prompt: str) -> int:
 
 
 def expected_from_prompt(prompt: str) -> dict | None:
-    """The vocabulary attributes a prompt asks for (vocab.parse_caption), or None outside the vocabulary.
-    The article "an" ("an orange square") is read as the grammar's "a"."""
-    return vocab.parse_caption(re.sub(r"\ban\b", "a", prompt, flags=re.IGNORECASE))
+    """The vocabulary attributes a prompt asks for (vocab.parse_caption), or None outside the vocabulary."""
+    return vocab.parse_caption(prompt)
 
 
 def check_attributes(frames: np.ndarray, expected: dict) -> dict:
