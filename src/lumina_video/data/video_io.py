@@ -9,8 +9,9 @@ time (a tie goes to the later frame). A target time is covered by the clip when
 t <= tau_last + 1 / (2 fps), i.e. the last frame is still the nearest one within half a frame period.
 
 Errors. A file that does not exist raises FileNotFoundError; one that cannot be decoded raises
-`CorruptMediaError`; a clip too short for the frames asked of it raises `VideoTooShortError`. Both are
-ValueErrors, so callers that skip bad samples can tell the reasons apart.
+`CorruptMediaError`; a clip too short for the frames asked of it raises `VideoTooShortError`; a suffix
+that is not a known video/image format raises `UnsupportedMediaError` (from `check_supported`). The
+last three are ValueErrors; `failure_reason` names each for the skip counters of callers.
 
 Odd sizes. H.264 in yuv420p stores chroma at half resolution, so `write_video` needs an even width
 and height: an odd size raises ValueError (nothing is cropped or padded behind the caller's back;
@@ -43,6 +44,30 @@ class VideoTooShortError(ValueError):
     """The clip has fewer seconds than the frames asked of it need."""
 
 
+class UnsupportedMediaError(ValueError):
+    """The file's suffix is not a video or image format this package reads for that media type."""
+
+
+def check_supported(path, media: str) -> None:
+    """Raise UnsupportedMediaError unless `path` has a suffix of `media` ("video" or "image")."""
+    suffixes = {"video": VIDEO_SUFFIXES, "image": IMAGE_SUFFIXES}[media]
+    if Path(path).suffix.lower() not in suffixes:
+        raise UnsupportedMediaError(f"{path}: not a supported {media} file; accepted suffixes: {list(suffixes)}")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short reason for a media failure, for skip counters: missing, unsupported, too_short, corrupt."""
+    if isinstance(exc, FileNotFoundError):
+        return "missing"
+    if isinstance(exc, UnsupportedMediaError):
+        return "unsupported"
+    if isinstance(exc, VideoTooShortError):
+        return "too_short"
+    if isinstance(exc, (CorruptMediaError, av.error.FFmpegError, OSError)):
+        return "corrupt"
+    return "error"
+
+
 def _check_exists(path) -> Path:
     path = Path(path)
     if not path.is_file():
@@ -65,7 +90,7 @@ def _open(path):
 def _stream_fps(stream) -> float:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     if not rate or float(rate) <= 0:
-        raise CorruptMediaError(f"video stream has no frame rate")
+        raise CorruptMediaError("video stream has no frame rate")
     return float(rate)
 
 
