@@ -87,3 +87,13 @@ def test_make_dataset_rejects_bad_arguments(tmp_path):
         make_dataset(tmp_path, 2, size=63)
     with pytest.raises(ValueError, match="no speed fits"):
         make_dataset(tmp_path, 8, size=32, frames=200, image_fraction=0, static_fraction=0)
+
+
+def test_cli_synth(tmp_path, capsys):
+    from lumina_video.cli import main
+
+    assert main(["synth", str(tmp_path), "--n", "3", "--size", "32", "--frames", "4"]) == 0
+    assert "3 items" in capsys.readouterr().out
+    records = read_manifest(tmp_path / "manifest.jsonl")
+    assert len(records) == 3 and all(r["width"] == 32 for r in records)
+    assert main(["synth", str(tmp_path), "--n", "3", "--size", "33"]) == 2  # a clear error, not a traceback

@@ -24,21 +24,21 @@ def decode_index(f: np.ndarray) -> int:
 
 @pytest.fixture(scope="module")
 def indexed_clip(tmp_path_factory):
-    """60 frames at 24 fps (2.5 s), frame i showing i."""
+    """120 frames at 24 fps (5 s), frame i showing i."""
     path = tmp_path_factory.mktemp("v") / "indexed.mp4"
-    write_video(path, np.stack([encode_index(i) for i in range(60)]), fps=24)
+    write_video(path, np.stack([encode_index(i) for i in range(120)]), fps=24)
     return path
 
 
 def test_write_read_round_trip(indexed_clip):
     frames, fps = read_video(indexed_clip)
-    assert frames.dtype == np.uint8 and frames.shape == (60, 32, 128, 3)
+    assert frames.dtype == np.uint8 and frames.shape == (120, 32, 128, 3)
     assert fps == pytest.approx(24.0)
-    assert [decode_index(f) for f in frames] == list(range(60))
-    assert probe_video(indexed_clip) == {"fps": 24.0, "frames": 60, "duration": 2.5, "width": 128, "height": 32}
+    assert [decode_index(f) for f in frames] == list(range(120))
+    assert probe_video(indexed_clip) == {"fps": 24.0, "frames": 120, "duration": 5.0, "width": 128, "height": 32}
 
 
-@pytest.mark.parametrize("fps,start", [(8, 0.0), (10, 0.0), (30, 0.5), (24, 1.0)])
+@pytest.mark.parametrize("fps,start", [(8, 0.0), (10, 0.0), (30, 0.5), (24, 1.0), (8, 3.3)])
 def test_sample_frames_picks_nearest_source_frame(indexed_clip, fps, start):
     n = 9
     frames = sample_frames(indexed_clip, fps, n, start=start)
@@ -54,13 +54,13 @@ def test_sample_frames_frame_count_and_bucket_size(indexed_clip):
 
 
 def test_too_short_clip_raises_or_pads(indexed_clip):
-    # 21 frames at 8 fps need 2.5 s; the last source frame (2.458 s) covers times up to 2.479 s
-    with pytest.raises(VideoTooShortError, match="covers only 20"):
-        sample_frames(indexed_clip, 8, 21)
-    padded = sample_frames(indexed_clip, 8, 21, pad=True)
-    assert [decode_index(f) for f in padded[-2:]] == [57, 57]
-    frames, covered = frames_at_times(indexed_clip, [0.0, 1.0, 2.0, 3.0, 4.0])
-    assert covered == 3 and [decode_index(f) for f in frames] == [0, 24, 48]
+    # 41 frames at 8 fps need 5.0 s; the last source frame (4.958 s) covers times up to 4.979 s
+    with pytest.raises(VideoTooShortError, match="covers only 40"):
+        sample_frames(indexed_clip, 8, 41)
+    padded = sample_frames(indexed_clip, 8, 41, pad=True)
+    assert [decode_index(f) for f in padded[-2:]] == [117, 117]
+    frames, covered = frames_at_times(indexed_clip, [0.0, 1.5, 3.0, 4.5, 6.0, 7.5])
+    assert covered == 4 and [decode_index(f) for f in frames] == [0, 36, 72, 108]
 
 
 def test_resize_cover_crop_keeps_centre():

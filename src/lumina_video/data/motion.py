@@ -13,13 +13,17 @@ default `FlowBackend`. Any object with `flow(prev, next) -> (H, W, 2)` can be pl
 """
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
-from lumina_video.data.video_io import VideoTooShortError, check_supported, frames_at_times
+from lumina_video.data.manifest import read_manifest, write_manifest
+from lumina_video.data.video_io import VideoTooShortError, check_supported, failure_reason, frames_at_times
 
 MOTION_TIMES = tuple(0.5 * k for k in range(9))  # 0.0 .. 4.0 s
 MOTION_SIZE = (320, 576)  # (H, W) the flow is computed at
@@ -125,8 +129,6 @@ def _init_worker(backend) -> None:
 
 def _score_path(path: str) -> tuple[str, float | None, str | None]:
     """(path, score, None) or (path, None, "reason: message"); never raises for a bad file."""
-    from lumina_video.data.video_io import failure_reason
-
     try:
         return path, motion_score(path, _WORKER_BACKEND), None
     except Exception as e:  # noqa: BLE001 - one bad clip must not stop the run; the reason is recorded
@@ -139,10 +141,6 @@ def _has_score(rec: dict) -> bool:
 
 def _merge_previous(records: list[dict], out) -> int:
     """Take scores for unscored records from an earlier (partial) output, matched by path."""
-    from pathlib import Path
-
-    from lumina_video.data.manifest import read_manifest
-
     if not Path(out).is_file():
         return 0
     done = {r["path"]: r["motion_score"] for r in read_manifest(out) if _has_score(r)}
@@ -166,14 +164,10 @@ def annotate_manifest(manifest, out=None, *, workers: int = 1, backend: FlowBack
     that fails gets `motion_error` ("reason: message") and no score; the next run retries it.
     `workers` > 1 scores in that many processes (`backend` must then be picklable).
     """
-    import time
-    from collections import Counter
-
-    from lumina_video.data.manifest import read_manifest, write_manifest
-
     out = manifest if out is None else out
     records = read_manifest(manifest)
-    resumed = _merge_previous(records, out) if str(out) != str(manifest) else 0
+    same_file = Path(out).resolve() == Path(manifest).resolve()
+    resumed = 0 if same_file else _merge_previous(records, out)
     videos = [r for r in records if r["type"] == "video"]
     kept = sum(_has_score(r) for r in videos) - resumed
     todo = sorted({r["path"] for r in videos if not _has_score(r)})

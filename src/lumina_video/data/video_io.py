@@ -90,7 +90,7 @@ def _open(path):
 def _stream_fps(stream) -> float:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     if not rate or float(rate) <= 0:
-        raise CorruptMediaError(f"video stream has no frame rate")
+        raise CorruptMediaError("video stream has no frame rate")
     return float(rate)
 
 

@@ -3,6 +3,7 @@ the attribute checks (eval/attributes.py) and the demo's prompts.
 
 Caption grammar (lower case, one object):
     "a {colour} {shape} moving {direction phrase} {speed word}"   e.g. "a red circle moving to the right quickly"
+    ("an" before a vowel: "an orange square ...")
     "a {colour} {shape} moving {direction phrase}"                (speed word omitted = "steadily")
     "a {colour} {shape} staying still"                            (a static clip or a still image)
 optionally followed by " on a {background} background".
@@ -40,12 +41,13 @@ def caption(color: str, shape: str, direction: str | None, speed: str | None = N
     """Build a caption; direction None means a static object."""
     if color not in COLORS or shape not in SHAPES:
         raise ValueError(f"unknown colour {color!r} or shape {shape!r}; colours {list(COLORS)}, shapes {list(SHAPES)}")
+    article = "an" if color[0] in "aeiou" else "a"
     if direction is None:
-        text = f"a {color} {shape} staying still"
+        text = f"{article} {color} {shape} staying still"
     else:
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; accepted: {list(DIRECTIONS)}")
-        text = f"a {color} {shape} moving {DIRECTION_PHRASES[direction]}"
+        text = f"{article} {color} {shape} moving {DIRECTION_PHRASES[direction]}"
         if speed is not None and speed != DEFAULT_SPEED:
             if speed not in SPEEDS:
                 raise ValueError(f"unknown speed {speed!r}; accepted: {list(SPEEDS)}")
@@ -56,7 +58,7 @@ def caption(color: str, shape: str, direction: str | None, speed: str | None = N
 
 
 _PATTERN = re.compile(
-    r"\ba (?P<color>\w+) (?P<shape>\w+) (?:(?P<still>staying still)|moving (?P<dir>to the right|to the left|up|down)"
+    r"\ban? (?P<color>\w+) (?P<shape>\w+) (?:(?P<still>staying still)|moving (?P<dir>to the right|to the left|up|down)"
     r"(?: (?P<speed>slowly|steadily|quickly))?)(?: on a (?P<bg>\w+) background)?"
 )
 
