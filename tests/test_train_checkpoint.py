@@ -12,7 +12,7 @@ from lumina_video.training.checkpoint import CheckpointManager
 from lumina_video.training.config import to_dict
 from lumina_video.training.distributed import DistEnv
 from lumina_video.training.trainer import NonFiniteLossError, train
-from train_support import HashTextEncoder, max_abs_diff, single_thread, tiny_config, weights, write_latent_manifest  # noqa: F401
+from train_support import max_abs_diff, single_thread, text_encoder, tiny_config, weights, write_latent_manifest  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -22,13 +22,12 @@ KILLED_RUN = """
 import json, os, signal, sys
 from lumina_video.training.config import TrainConfig, check_values, from_dict
 from lumina_video.training.trainer import train
-from train_support import HashTextEncoder
 cfg = from_dict(TrainConfig, json.loads(sys.argv[1]))
 check_values(cfg)
 def hook(path):
     if path.parent.name == ".step_00000004.tmp" and path.name == "ema.safetensors":
         os.kill(os.getpid(), signal.SIGKILL)
-train(cfg, text_encoder=HashTextEncoder(), checkpoint_hook=hook, progress=False)
+train(cfg, checkpoint_hook=hook, progress=False)  # loads the bundled MiniLM itself
 """
 
 
@@ -58,27 +57,27 @@ def test_kill_during_save_leaves_previous_checkpoint(tmp_path):
 
     # the same command continues from step 2, removes the partial folder, and ends where an
     # uninterrupted run ends
-    resumed = train(cfg, text_encoder=HashTextEncoder(), progress=False)
+    resumed = train(cfg, text_encoder=text_encoder(), progress=False)
     assert resumed.step == 6 and not (root / ".step_00000004.tmp").exists()
-    straight = train(config(tmp_path, "straight"), text_encoder=HashTextEncoder(), progress=False)
+    straight = train(config(tmp_path, "straight"), text_encoder=text_encoder(), progress=False)
     assert max_abs_diff(weights(resumed.final / "transformer"), weights(straight.final / "transformer")) <= 1e-6
 
 
-class NaNAfter(HashTextEncoder):
-    """Caption features become NaN after `calls` encoder calls (a stand-in for a diverging run)."""
+class NaNAfter:
+    """The real text encoder, whose features become NaN after `calls` calls (a diverging run)."""
 
     def __init__(self, calls):
-        super().__init__()
-        self.left = calls
+        self.inner, self.left, self.dim = text_encoder(), calls, text_encoder().dim
 
     def encode(self, prompts, system_prompt=None):
-        feats, mask = super().encode(prompts, system_prompt)
+        feats, mask = self.inner.encode(prompts, system_prompt)
         self.left -= 1
         return (feats * float("nan"), mask) if self.left < 0 else (feats, mask)
 
 
 def test_non_finite_loss_stops_with_last_good_checkpoint(tmp_path):
     cfg = config(tmp_path, "nan")  # global batch 2, micro 1: two encoder calls per step
+    cfg.encoders.text_cache = 0
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 5 .*step_00000004"):
         train(cfg, text_encoder=NaNAfter(calls=8), progress=False)
     root = tmp_path / "nan/checkpoints"

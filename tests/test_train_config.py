@@ -7,7 +7,7 @@ import yaml
 from lumina_video.cli import main as cli_main
 from lumina_video.training.config import ConfigError, dump_config, load_config
 from lumina_video.training.trainer import train
-from train_support import HashTextEncoder, tiny_config, write_latent_manifest
+from train_support import text_encoder, tiny_config, write_latent_manifest
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -15,7 +15,7 @@ CONFIGS = Path(__file__).parents[1] / "configs"
 def write_yaml(path, manifest, **extra):
     data = {
         "run_dir": str(path.parent / "run"),
-        "model": {"preset": "Tiny", "args": {"in_channels": 4, "cap_feat_dim": 16}},
+        "model": {"preset": "Tiny", "args": {"in_channels": 4, "cap_feat_dim": 384}},
         "optim": {"lr": "1e-4"},  # YAML 1.1 reads this as a string; it means a number
         "stages": [{"steps": 2, "tasks": [
             {"media": "video", "pt": 2, "p": 2, "sources": [{"manifest": str(manifest)}], "latents": "extracted"},
@@ -74,7 +74,7 @@ def test_patch_size_the_model_lacks_fails_at_start(tmp_path):
     cfg = tiny_config(tmp_path / "run", {"video-2x4": manifest})
     cfg.model.args.update(all_patch_size=[2, 2], all_f_patch_size=[1, 2])
     with pytest.raises(ConfigError, match=r"task 'video-2x4' .*patch size \(pt=2, p=4\), which the model lacks"):
-        train(cfg, text_encoder=HashTextEncoder(), progress=False)
+        train(cfg, text_encoder=text_encoder(), progress=False)
     assert not (tmp_path / "run/checkpoints").exists()
 
 
@@ -84,7 +84,7 @@ def test_missing_data_file_fails_at_start(tmp_path):
     second = tiny_config(tmp_path / "run", {"video-2x2": tmp_path / "nowhere/later.jsonl"}).stages[0]
     cfg.stages.append(second)  # a missing file in a *later* stage also fails before step 1
     with pytest.raises(FileNotFoundError, match=r"data file .*nowhere/later.jsonl does not exist \(stages.1.tasks.0"):
-        train(cfg, text_encoder=HashTextEncoder(), progress=False)
+        train(cfg, text_encoder=text_encoder(), progress=False)
     assert not (tmp_path / "run/checkpoints").exists()
 
 
@@ -93,10 +93,10 @@ def test_batch_that_does_not_split_fails_at_start(tmp_path):
     cfg = tiny_config(tmp_path / "run", {"video-1x2": manifest})
     cfg.stages[0].tasks[0].global_batch, cfg.stages[0].tasks[0].micro_batch = 3, 2
     with pytest.raises(ConfigError, match="not divisible by micro_batch=2"):
-        train(cfg, text_encoder=HashTextEncoder(), progress=False)
+        train(cfg, text_encoder=text_encoder(), progress=False)
     cfg.stages[0].tasks[0].global_batch, cfg.stages[0].tasks[0].micro_batch = 8, 1
     with pytest.raises(ConfigError, match="no batching group .* holds global_batch=8"):
-        train(cfg, text_encoder=HashTextEncoder(), progress=False)
+        train(cfg, text_encoder=text_encoder(), progress=False)
 
 
 def test_cli_reports_config_errors(tmp_path, capsys):

@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 from lumina_video.training.config import TrainConfig, check_values, from_dict, to_dict
 from lumina_video.training.distributed import free_port
 from lumina_video.training.trainer import build_model, train
-from train_support import HashTextEncoder, max_abs_diff, single_thread, tiny_config, weights, write_latent_manifest  # noqa: F401
+from train_support import max_abs_diff, single_thread, text_encoder, tiny_config, weights, write_latent_manifest  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 WEIGHT_TOL = 1e-6
@@ -28,7 +28,7 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict) -> None:
     try:
         cfg = from_dict(TrainConfig, cfg_dict)
         check_values(cfg)
-        train(cfg, text_encoder=HashTextEncoder(), progress=False)
+        train(cfg, progress=False)  # loads the bundled MiniLM itself
     finally:
         dist.barrier()  # leave together: a process exiting mid-collective aborts its peer
         dist.destroy_process_group()
@@ -46,7 +46,7 @@ def config(tmp_path, run):
 
 
 def test_two_process_fsdp_matches_one_process(tmp_path):
-    single = train(config(tmp_path, "single"), text_encoder=HashTextEncoder(), progress=False)
+    single = train(config(tmp_path, "single"), text_encoder=text_encoder(), progress=False)
 
     cfg = config(tmp_path, "fsdp")
     cfg.distributed.activation_checkpointing = True  # per block, composed with FSDP; same numbers
@@ -70,4 +70,4 @@ def test_two_process_fsdp_matches_one_process(tmp_path):
     # the 2-process checkpoint resumes in one process (whole tensors, any world size)
     cont = config(tmp_path, "fsdp")
     cont.stages[0].steps = 4
-    assert train(cont, text_encoder=HashTextEncoder(), progress=False).step == 4
+    assert train(cont, text_encoder=text_encoder(), progress=False).step == 4

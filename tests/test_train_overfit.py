@@ -1,21 +1,24 @@
 """A tiny model memorises one clip: the flow-matching loss on fixed draws falls by more than 10x."""
+import pytest
 import torch
 
 from lumina_video import io as lv_io
 from lumina_video.model import MultiScaleNextDiT, load_state_dict_checked
 from lumina_video.training.data import build_dataset, task_records
-from lumina_video.training.step import flow_loss, prepare
+from lumina_video.training.step import CaptionEncoder, flow_loss, prepare
 from lumina_video.training.trainer import build_model, train
-from train_support import HashTextEncoder, tiny_config, write_latent_manifest
+from train_support import single_thread, text_encoder, tiny_config, write_latent_manifest  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-def fixed_draw_loss(model, cfg, text_encoder, n=16):
+def fixed_draw_loss(model, cfg, n=16):
     """Mean loss over n items of the clip with draws keyed by a step never used in training."""
     task = cfg.stages[0].tasks[0]
     records, prompts = task_records(task, cfg.seed)
     ds = build_dataset(task, cfg, records, prompts)
     items = [ds[0]] * n
-    mb = prepare(items, list(range(n)), task=task, cfg=cfg, step=10**9, text_encoder=text_encoder, vae=None,
+    mb = prepare(items, list(range(n)), task=task, cfg=cfg, step=10**9, captions=CaptionEncoder(text_encoder(), 8), vae=None,
                  device="cpu")
     with torch.no_grad():
         return float(flow_loss(model.eval(), mb, task, cfg).mean())
@@ -30,13 +33,12 @@ def test_tiny_model_overfits_one_clip(tmp_path):
     cfg.checkpoint.every = 1000
     task = cfg.stages[0].tasks[0]
     task.sources[0].ratio, task.global_batch, task.micro_batch = 16.0, 16, 16  # the clip 16 times
-    text = HashTextEncoder()
 
-    before = fixed_draw_loss(build_model(cfg), cfg, text)
-    result = train(cfg, text_encoder=text, progress=False)
+    before = fixed_draw_loss(build_model(cfg), cfg)
+    result = train(cfg, text_encoder=text_encoder(), progress=False)
     trained = build_model(cfg)
     load_state_dict_checked(trained, lv_io.load_safetensors(result.last_checkpoint / "model.safetensors"))
-    after = fixed_draw_loss(trained, cfg, text)
+    after = fixed_draw_loss(trained, cfg)
 
     assert result.step == 200
     assert before > 2.0  # zero-initialised output: MSE = E|u|^2 (about 2) plus 1 - cos = 1

@@ -4,7 +4,7 @@ import pytest
 from lumina_video.training.checkpoint import CheckpointManager
 from lumina_video.training.distributed import DistEnv
 from lumina_video.training.trainer import train
-from train_support import HashTextEncoder, max_abs_diff, single_thread, tiny_config, weights, write_latent_manifest  # noqa: F401
+from train_support import max_abs_diff, single_thread, text_encoder, tiny_config, weights, write_latent_manifest  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -21,18 +21,17 @@ def two_stage_config(tmp_path, run):
 
 
 def test_stop_and_resume_equals_one_run(tmp_path):
-    text = HashTextEncoder()
-    straight = train(two_stage_config(tmp_path, "a"), text_encoder=text, progress=False)
+    straight = train(two_stage_config(tmp_path, "a"), text_encoder=text_encoder(), progress=False)
     assert straight.step == 6 and straight.final is not None
 
     cfg = two_stage_config(tmp_path, "b")
-    first = train(cfg, text_encoder=text, stop_at=2, progress=False)  # stops inside stage 0
+    first = train(cfg, text_encoder=text_encoder(), stop_at=2, progress=False)  # stops inside stage 0
     assert first.stopped_early and first.step == 2 and first.final is None
     cfg.num_workers = 1  # the data loader's worker processes change nothing
-    second = train(cfg, text_encoder=text, stop_at=4, progress=False)  # crosses into stage 1
+    second = train(cfg, text_encoder=text_encoder(), stop_at=4, progress=False)  # crosses into stage 1
     assert second.step == 4
     cfg.num_workers = 0
-    third = train(cfg, text_encoder=text, progress=False)
+    third = train(cfg, text_encoder=text_encoder(), progress=False)
     assert third.step == 6 and third.final is not None
 
     a, b = tmp_path / "a", tmp_path / "b"
@@ -51,7 +50,7 @@ def test_stop_and_resume_equals_one_run(tmp_path):
 def test_keep_last_and_checkpoint_contents(tmp_path):
     cfg = two_stage_config(tmp_path, "run")
     cfg.checkpoint.every, cfg.checkpoint.keep_last = 1, 2
-    train(cfg, text_encoder=HashTextEncoder(), progress=False)
+    train(cfg, text_encoder=text_encoder(), progress=False)
     manager = CheckpointManager(tmp_path / "run/checkpoints", DistEnv())
     assert [p.name for p in manager.list()] == ["step_00000005", "step_00000006"]
     ck = manager.load(manager.latest())

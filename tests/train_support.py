@@ -1,28 +1,44 @@
-"""Small helpers for the training tests: latent manifests on disk, a tiny config, a text-encoder stand-in.
-
-Stand-in (tests only, until the real class it mirrors is merged into this branch):
-- `HashTextEncoder` follows `lumina_video.encoders.text.TextEncoder.encode`: per-word features from
-  a fixed random table, the system prompt prefixed, so different captions give different features.
-"""
+"""Helpers for the training tests: latent manifests on disk, a tiny config, the real encoders at
+tiny sizes (the bundled MiniLM text encoder, loaded once per process; a tiny CogVideoX VAE folder)."""
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from lumina_video import io as lv_io
-from lumina_video.training.config import from_dict, check_values, TrainConfig
+from lumina_video.training.config import TrainConfig, check_values, from_dict
 
-CAP_DIM = 16
-CHANNELS = 4
+CHANNELS = 4  # latent channels of the tiny VAE and of the test latents
+TEXT_DIM = 384  # MiniLM
+
+
+@functools.cache
+def text_encoder():
+    from lumina_video.encoders import TextEncoder
+
+    return TextEncoder.from_pretrained().eval()
+
+
+@functools.cache
+def vae_folder() -> str:
+    """A random-weight tiny VAE (the real class) saved once per process."""
+    from lumina_video.encoders import VideoVAE, tiny_config
+
+    folder = Path(tempfile.mkdtemp(prefix="lv-train-vae-")) / "vae"
+    torch.manual_seed(0)
+    VideoVAE.from_config(tiny_config(latent_channels=CHANNELS)).save_pretrained(folder)
+    return str(folder)
 
 
 def write_latent_manifest(folder, n: int = 4, *, media: str = "video", frames: int = 5, size: int = 8,
                           seed: int = 0, name: str = "manifest.jsonl") -> Path:
-    """n records with smooth random latents (C, F, H, W) saved as safetensors; returns the manifest path."""
+    """n records with random latents (C, F, H, W) saved as `{latent: ...}` safetensors, as
+    `lumina-video extract-latents` writes them (a video of 4k+1 frames -> k+1 latent frames)."""
     folder = Path(folder)
     g = torch.Generator().manual_seed(seed)
     f = 1 if media == "image" else frames
@@ -41,28 +57,9 @@ def write_latent_manifest(folder, n: int = 4, *, media: str = "video", frames: i
     return path
 
 
-class HashTextEncoder:
-    dim = CAP_DIM
-
-    def __init__(self):
-        self.table = torch.randn(997, CAP_DIM, generator=torch.Generator().manual_seed(123))
-
-    def _row(self, word: str) -> int:
-        return int.from_bytes(hashlib.md5(word.encode()).digest()[:4], "little") % len(self.table)
-
-    def encode(self, prompts, system_prompt=None):
-        texts = [((system_prompt or "") + p).split() or ["<empty>"] for p in prompts]
-        n = max(len(t) for t in texts)
-        feats = torch.zeros(len(texts), n, CAP_DIM)
-        mask = torch.zeros(len(texts), n, dtype=torch.bool)
-        for i, words in enumerate(texts):
-            feats[i, : len(words)] = self.table[[self._row(w) for w in words]]
-            mask[i, : len(words)] = True
-        return feats, mask
-
-
 def tiny_config(run_dir, manifests: dict, **top) -> TrainConfig:
-    """A one-stage config over the given {task_kind: manifest} with kinds like 'video-1x2', 'image-1x2'."""
+    """A one-stage config over {kind: manifest}, kinds like 'video-1x2', 'image-1x2' (media-pt x p),
+    training from extracted latents with the Tiny model and MiniLM features (cached)."""
     tasks = []
     for kind, manifest in manifests.items():
         media, patch = kind.split("-")
@@ -72,13 +69,13 @@ def tiny_config(run_dir, manifests: dict, **top) -> TrainConfig:
                       "latents": "extracted"})
     data = {
         "run_dir": str(run_dir), "seed": 0,
-        "model": {"preset": "Tiny", "args": {"in_channels": CHANNELS, "cap_feat_dim": CAP_DIM}},
+        "model": {"preset": "Tiny", "args": {"in_channels": CHANNELS, "cap_feat_dim": TEXT_DIM}},
+        "encoders": {"text": "minilm", "text_cache": 64},
         "stages": [{"name": "s0", "steps": 4, "tasks": tasks}],
         "optim": {"lr": 1e-3}, "ema": {"every": 2}, "checkpoint": {"every": 2, "keep_last": 2},
         "log_every": 1,
     }
-    for k, v in top.items():
-        data[k] = v
+    data.update(top)
     cfg = from_dict(TrainConfig, data)
     check_values(cfg)
     return cfg
@@ -94,7 +91,7 @@ def single_thread():
 
 
 def weights(folder) -> dict:
-    """The tensors of a checkpoint's model.safetensors (or any safetensors path)."""
+    """The tensors of a checkpoint's or model folder's model.safetensors (or of a safetensors path)."""
     folder = Path(folder)
     return lv_io.load_safetensors(folder / "model.safetensors" if folder.is_dir() else folder)
 

@@ -7,13 +7,13 @@ and listing the accepted keys. The resolved config (defaults filled in, override
 into the run folder by the trainer (`dump_config`).
 
 Layout (SPEC §5 defaults):
-    run_dir, seed, model{preset, args, init_from}, encoders{text, vae},
+    run_dir, seed, model{preset, args, init_from}, encoders{text, vae, text_cache},
     stages[{name, steps, lr, tasks[{name, media, sources[{manifest, system_prompt, ratio, name}], size,
             fps, num_frames, pt, p, shift, global_batch, micro_batch, latents}]}],
     optim{lr, weight_decay, betas, eps, grad_clip}, ema{decay, every}, checkpoint{every, keep_last},
     distributed{fsdp, activation_checkpointing, compile, precision},
     caption_dropout, vd_weight, t_sampling, logit_mean, logit_std, default_system_prompt,
-    video_motion_drop, image_motion_prob, log_every, num_workers, resume.
+    video_motion_drop, image_motion_prob, log_every, num_workers, resume, export_defaults.
 """
 from __future__ import annotations
 
@@ -81,7 +81,8 @@ class ModelConfig:
 @dataclass
 class EncodersConfig:
     text: str = "minilm"            # text encoder: "minilm" (offline default), a folder or a hub id
-    vae: str | None = None          # VAE folder; needed only by tasks with latents: on_the_fly
+    vae: str | None = None          # VAE folder: encodes pixels (latents: on_the_fly), goes into RUN/final
+    text_cache: int = 0             # cache the features of this many (caption, system prompt) pairs
 
 
 @dataclass
@@ -136,6 +137,7 @@ class TrainConfig:
     log_every: int = 10
     num_workers: int = 0            # data loader worker processes per task
     resume: str = "auto"            # "auto": latest checkpoint of run_dir if any | "never" | a checkpoint folder
+    export_defaults: dict = field(default_factory=dict)  # generation defaults of RUN/final (e.g. sampling)
 
     @property
     def total_steps(self) -> int:
@@ -341,8 +343,11 @@ def check_task(task: TaskConfig, key: str) -> None:
             raise ConfigError(f"config key '{key}.sources.{k}.ratio' must be > 0, got {s.ratio}")
     if task.media == "image":
         task.num_frames = 1
-    elif task.num_frames < 4:
-        raise ConfigError(f"config key '{key}.num_frames' is {task.num_frames}; a video task needs >= 4 frames")
+    elif task.num_frames < 4 or task.num_frames % 4:
+        raise ConfigError(
+            f"config key '{key}.num_frames' is {task.num_frames}; a video task needs a multiple of 4 "
+            f"(clips are decoded with num_frames + 1 = 4k + 1 frames: k latent frames after the first is dropped)"
+        )
     if task.size % 32 or task.size < 32:
         raise ConfigError(f"config key '{key}.size' must be a positive multiple of 32, got {task.size}")
     if task.shift is None:

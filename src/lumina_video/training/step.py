@@ -30,20 +30,60 @@ class MicroBatch:
     tokens: int                  # model tokens of the whole micro-batch (for tokens/s)
 
 
-@torch.no_grad()
-def encode_captions(text_encoder, captions: list[str], system_prompts: list[str], device) -> tuple:
-    """Encode each caption with its own system prompt; rows padded to one length L (mask 0 = pad)."""
-    feats = [None] * len(captions)
-    masks = [None] * len(captions)
-    for sp in dict.fromkeys(system_prompts):  # one encoder call per distinct system prompt
-        rows = [i for i, s in enumerate(system_prompts) if s == sp]
-        f, m = text_encoder.encode([captions[i] for i in rows], system_prompt=sp)
-        for j, i in enumerate(rows):
-            feats[i], masks[i] = f[j], m[j]
-    length = max(f.shape[0] for f in feats)
-    cap_feats = torch.stack([torch.nn.functional.pad(f, (0, 0, 0, length - f.shape[0])) for f in feats])
-    cap_mask = torch.stack([torch.nn.functional.pad(m.bool(), (0, length - m.shape[0])) for m in masks])
-    return cap_feats.float().to(device), cap_mask.to(device)  # (B, L, D), (B, L)
+class CaptionEncoder:
+    """Text features for (caption, system prompt) pairs, optionally cached.
+
+    Without a cache, each distinct system prompt of a micro-batch is one encoder call. With
+    `cache_size` > 0 the features of up to that many pairs are kept (least recently used dropped)
+    and a pair not in the cache is encoded on its own, so its features never depend on which other
+    captions shared its batch: a resumed run sees exactly the features of an uninterrupted one.
+    Worth it when captions repeat (small or synthetic datasets); wasteful when they never do.
+    """
+
+    def __init__(self, text_encoder, cache_size: int = 0):
+        from collections import OrderedDict
+
+        self.text_encoder = text_encoder
+        self.cache_size = cache_size
+        self.cache: OrderedDict = OrderedDict()
+        self.hits = self.misses = 0
+
+    @torch.no_grad()
+    def _rows_uncached(self, captions, system_prompts):
+        rows = [None] * len(captions)
+        for sp in dict.fromkeys(system_prompts):  # one encoder call per distinct system prompt
+            idx = [i for i, s in enumerate(system_prompts) if s == sp]
+            f, m = self.text_encoder.encode([captions[i] for i in idx], system_prompt=sp)
+            for j, i in enumerate(idx):
+                rows[i] = (f[j].float().cpu(), m[j].bool().cpu())
+        return rows
+
+    @torch.no_grad()
+    def _row_cached(self, caption, system_prompt):
+        key = (system_prompt, caption)
+        if key in self.cache:
+            self.hits += 1
+            self.cache.move_to_end(key)
+            return self.cache[key]
+        self.misses += 1
+        f, m = self.text_encoder.encode([caption], system_prompt=system_prompt)
+        n = int(m[0].bool().sum())  # keep the real tokens only (right padding)
+        row = (f[0, :n].float().cpu(), m[0, :n].bool().cpu())
+        self.cache[key] = row
+        if len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return row
+
+    def __call__(self, captions: list[str], system_prompts: list[str], device) -> tuple:
+        """-> cap_feats (B, L, D) fp32, cap_mask (B, L) bool; rows right-padded to one length L."""
+        if self.cache_size > 0:
+            rows = [self._row_cached(c, s) for c, s in zip(captions, system_prompts)]
+        else:
+            rows = self._rows_uncached(captions, system_prompts)
+        length = max(f.shape[0] for f, _ in rows)
+        cap_feats = torch.stack([torch.nn.functional.pad(f, (0, 0, 0, length - f.shape[0])) for f, _ in rows])
+        cap_mask = torch.stack([torch.nn.functional.pad(m, (0, length - m.shape[0])) for _, m in rows])
+        return cap_feats.to(device), cap_mask.to(device)  # (B, L, D), (B, L)
 
 
 @torch.no_grad()
@@ -70,14 +110,14 @@ def data_latents(items: list[dict], task: TaskConfig, vae, generators, device) -
 
 
 def prepare(items: list[dict], slots: list[int], *, task: TaskConfig, cfg: TrainConfig, step: int,
-            text_encoder, vae, device) -> MicroBatch:
+            captions: CaptionEncoder, vae, device) -> MicroBatch:
     gens = [item_generator(cfg.seed, step, task.name, s) for s in slots]
     # caption dropout first, so that an item's draws come in a fixed order
     drop = [bool(torch.rand((), generator=g) < cfg.caption_dropout) for g in gens]
-    captions = ["" if d else it["caption"] for it, d in zip(items, drop)]
+    texts = ["" if d else it["caption"] for it, d in zip(items, drop)]
     prompts = [it.get("system_prompt", cfg.default_system_prompt) for it in items]
     x1 = data_latents(items, task, vae, gens, device)
-    cap_feats, cap_mask = encode_captions(text_encoder, captions, prompts, device)
+    cap_feats, cap_mask = captions(texts, prompts, device)
     motion = torch.tensor([float(it.get("motion_score", -1.0)) for it in items], device=device)
     tokens = sum(int(torch.tensor(token_grid(tuple(z.shape), task.pt, task.p)).prod()) for z in x1)
     return MicroBatch(x1, cap_feats, cap_mask, motion, gens, tokens)

@@ -20,7 +20,6 @@ What happens, in order:
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +30,11 @@ from torch import nn
 from .. import io as lv_io
 from . import distributed as D
 from .checkpoint import CheckpointManager, set_rng_state
-from .config import ConfigError, StageConfig, TrainConfig, dump_config
+from .config import ConfigError, TrainConfig, dump_config
 from .data import GlobalBatchOrder, TaskStream, bucket_keys, build_dataset, stable_seed, task_records
 from .ema import EMA
 from .metrics import RunLog
-from .step import flow_loss, prepare
+from .step import CaptionEncoder, flow_loss, prepare
 
 
 class NonFiniteLossError(RuntimeError):
@@ -97,23 +96,27 @@ def check_encoders_fit_model(model, text_encoder, vae) -> None:
         )
 
 
-def load_text_encoder(cfg: TrainConfig, device):
+def load_text_encoder(cfg: TrainConfig, device, dtype):
+    """The frozen text encoder ("minilm": the bundled offline MiniLM; else a folder or hub id)."""
     from ..encoders.text import TextEncoder
 
     name = None if cfg.encoders.text == "minilm" else cfg.encoders.text
-    return TextEncoder.from_pretrained(name).to(device).eval()
+    return TextEncoder.from_pretrained(name, dtype=dtype if dtype != torch.float32 else None,
+                                       device=device).eval().requires_grad_(False)
 
 
-def load_vae(cfg: TrainConfig, device):
-    if not any(t.latents == "on_the_fly" for s in cfg.stages for t in s.tasks):
-        return None
+def load_vae(cfg: TrainConfig, device, needed: bool):
+    """The frozen VAE: needed to encode pixels (latents: on_the_fly), optional otherwise (then only
+    for the exported pipeline)."""
     if not cfg.encoders.vae:
-        raise ConfigError("tasks with `latents: on_the_fly` need a VAE: set encoders.vae to a VAE folder")
+        if needed:
+            raise ConfigError("tasks with `latents: on_the_fly` need a VAE: set encoders.vae to a VAE folder")
+        return None
     if not Path(cfg.encoders.vae).exists():
         raise FileNotFoundError(f"encoders.vae: the VAE folder {cfg.encoders.vae} does not exist")
     from ..encoders.vae import VideoVAE
 
-    return VideoVAE.from_pretrained(cfg.encoders.vae, device=device).eval()
+    return VideoVAE.from_pretrained(cfg.encoders.vae, device=device).eval().requires_grad_(False)
 
 
 def make_optimizer(model: nn.Module, lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -131,24 +134,35 @@ def stage_bounds(cfg: TrainConfig) -> list[tuple[int, int]]:
     return out
 
 
-def export_final(run_dir: Path, model_config: dict, weights: dict) -> Path:
-    """Write the exported model to RUN/final atomically (a temporary folder, then a rename).
+def export_defaults(cfg: TrainConfig) -> dict:
+    """Generation defaults for the exported pipeline: the last stage's first video task (else its first
+    task) gives size, frames and fps; `export_defaults` in the config adds or overrides any of them."""
+    tasks = cfg.stages[-1].tasks
+    task = next((t for t in tasks if t.media == "video"), tasks[0])
+    frames = task.num_frames if task.num_frames % 8 == 0 else max(1, 8 * (task.num_frames // 8))
+    return {"height": task.size, "width": task.size, "num_frames": frames, "fps": task.fps,
+            **cfg.export_defaults}
 
-    HOOK (pipeline format): until `LuminaVideoPipeline.save_pretrained` lands, RUN/final holds the
-    transformer alone, as RUN/final/transformer/{config.json, model.safetensors}.
+
+def export_final(run_dir: Path, cfg: TrainConfig, model_config: dict, weights: dict, text_encoder, vae) -> Path:
+    """Write the EMA weights as a pipeline folder RUN/final (`lumina-video generate --model RUN/final`).
+
+    Without a VAE (extracted latents and no encoders.vae) or with a text encoder that is not a
+    `TextEncoder` (a stand-in), only RUN/final/transformer is written; assemble a pipeline later
+    with `LuminaVideoPipeline.from_components`. Either way the folder appears whole or not at all.
     """
+    from ..encoders import TextEncoder, VideoVAE
     from ..model import MultiScaleNextDiT, load_state_dict_checked
+    from ..pipeline import LuminaVideoPipeline
 
-    final, tmp = run_dir / "final", run_dir / ".final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     model = MultiScaleNextDiT.from_config(model_config, device="meta")
     load_state_dict_checked(model, weights, assign=True)
-    model.save_pretrained(tmp / "transformer")
-    old = run_dir / ".final.old.tmp"
-    if final.exists():
-        final.replace(old)
-    tmp.replace(final)
-    shutil.rmtree(old, ignore_errors=True)
+    final = run_dir / "final"
+    if isinstance(text_encoder, TextEncoder) and isinstance(vae, VideoVAE):
+        LuminaVideoPipeline(model, vae, text_encoder, defaults=export_defaults(cfg)).save_pretrained(final)
+    else:
+        with lv_io.atomic_dir(final) as tmp:
+            model.save_pretrained(tmp / "transformer")
     return final
 
 
@@ -186,12 +200,14 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
                for i, s in enumerate(cfg.stages) for j, t in enumerate(s.tasks)}
     model = build_model(cfg)
     check_model_fits_tasks(model, cfg)
-    text_encoder = text_encoder if text_encoder is not None else load_text_encoder(cfg, env.device)
-    vae = vae if vae is not None else load_vae(cfg, env.device)
+    dtype = D.compute_dtype(cfg.distributed.precision, env.device)
+    text_encoder = text_encoder if text_encoder is not None else load_text_encoder(cfg, env.device, dtype)
+    on_the_fly = any(t.latents == "on_the_fly" for s in cfg.stages for t in s.tasks)
+    vae = vae if vae is not None else load_vae(cfg, env.device, needed=on_the_fly)
     check_encoders_fit_model(model, text_encoder, vae)
+    captions = CaptionEncoder(text_encoder, cfg.encoders.text_cache)
 
     # -- 3. model on the device, wrapped from outside; the EMA follows its (sharded) parameters ---
-    dtype = D.compute_dtype(cfg.distributed.precision, env.device)
     shard = env.world > 1 or cfg.distributed.fsdp == "always"
     model = model.to(env.device).train()
     model = D.wrap_model(model, env, shard=shard, dtype=dtype, compile=cfg.distributed.compile,
@@ -246,7 +262,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
                      + ", ".join(f"{s.task.name} (batch {s.task.global_batch}, shift {s.task.shift:g})" for s in streams))
 
             while step < end:
-                metrics = train_step(model, streams, stage, cfg, env, step, text_encoder, vae, dtype, shard)
+                metrics = train_step(model, streams, cfg, env, step, captions, vae, dtype, shard)
                 if not math.isfinite(metrics["loss"]) or not math.isfinite(metrics["grad_norm"]):
                     raise NonFiniteLossError(
                         f"non-finite loss at step {step + 1} (stage '{stage.name}'): "
@@ -274,7 +290,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
 
         # -- 6. export the EMA weights --------------------------------------------------------------
         weights = ema.full_state_dict()
-        final = export_final(run_dir, dict(model.config), weights) if env.is_main else None
+        final = export_final(run_dir, cfg, dict(model.config), weights, text_encoder, vae) if env.is_main else None
         D.barrier(env)
         log.plot()
         log.echo(f"done: {step} steps; EMA weights exported to {run_dir / 'final'}")
@@ -291,8 +307,8 @@ def make_stream(task, cfg: TrainConfig, env, recs, dataset_factory, consumed: in
     return TaskStream(task, dataset, order, env.rank, env.world, consumed, cfg.num_workers)
 
 
-def train_step(model, streams: list[TaskStream], stage: StageConfig, cfg: TrainConfig, env, step: int,
-               text_encoder, vae, dtype, shard: bool) -> dict:
+def train_step(model, streams: list[TaskStream], cfg: TrainConfig, env, step: int, captions: CaptionEncoder,
+               vae, dtype, shard: bool) -> dict:
     """Forward/backward of every task's micro-batches; gradients accumulate; returns global metrics.
 
     Each micro-batch's loss is sum(item losses) / (this process's share of the task's batch); FSDP
@@ -308,7 +324,7 @@ def train_step(model, streams: list[TaskStream], stage: StageConfig, cfg: TrainC
     for k, (ti, (items, slots, weights)) in enumerate(plan):
         stream = streams[ti]
         D.set_gradient_sync(model, k == len(plan) - 1)  # reduce gradients once, after the last backward
-        mb = prepare(items, slots, task=stream.task, cfg=cfg, step=step, text_encoder=text_encoder, vae=vae,
+        mb = prepare(items, slots, task=stream.task, cfg=cfg, step=step, captions=captions, vae=vae,
                      device=env.device)
         w = torch.tensor(weights, dtype=torch.float32, device=env.device)
         with D.autocast(env.device, dtype, shard):
