@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -26,8 +27,9 @@ def cli_main(args) -> int:
     except NonFiniteLossError as e:
         print(f"lumina-video train: stopped: {e}", file=sys.stderr)
         return 3
-    if result.final is not None:
-        print(f"trained {result.step} steps; model: {result.final}")
-    else:
-        print(f"stopped at step {result.step}; checkpoint: {result.last_checkpoint}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
+        if result.stopped_early:
+            print(f"stopped at step {result.step}; checkpoint: {result.last_checkpoint}")
+        else:
+            print(f"trained {result.step} steps; model: {result.final}")
     return 0
