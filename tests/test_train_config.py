@@ -75,7 +75,7 @@ def test_patch_size_the_model_lacks_fails_at_start(tmp_path):
     cfg.model.args.update(all_patch_size=[2, 2], all_f_patch_size=[1, 2])
     with pytest.raises(ConfigError, match=r"task 'video-2x4' .*patch size \(pt=2, p=4\), which the model lacks"):
         train(cfg, text_encoder=text_encoder(), progress=False)
-    assert not (tmp_path / "run/checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # nothing written
 
 
 def test_missing_data_file_fails_at_start(tmp_path):
@@ -85,7 +85,7 @@ def test_missing_data_file_fails_at_start(tmp_path):
     cfg.stages.append(second)  # a missing file in a *later* stage also fails before step 1
     with pytest.raises(FileNotFoundError, match=r"data file .*nowhere/later.jsonl does not exist \(stages.1.tasks.0"):
         train(cfg, text_encoder=text_encoder(), progress=False)
-    assert not (tmp_path / "run/checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # nothing written
 
 
 def test_batch_that_does_not_split_fails_at_start(tmp_path):

@@ -9,9 +9,10 @@ and backpropagates its flow-matching loss with its own time shift; all gradients
 AdamW step. Stages run in order, each from the weights the previous one ended with.
 
 What happens, in order:
-    1. setup: process group (torchrun or none), run folder, resolved config written
-    2. validate before any work: data files exist, every task's patch size is in the model,
+    0. the process group (torchrun, an existing one, or none)
+    1. validate before any work: data files exist, every task's patch size is in the model,
        the text encoder / VAE widths match the model
+    2. the run folder and its resolved config.yaml
     3. model (seeded, identical on every process) -> activation checkpointing / compile / FSDP -> EMA
     4. resume from the latest checkpoint, if any (weights, EMA, optimizer, RNG, data positions)
     5. for each stage: data streams + a fresh optimizer at the stage's LR; steps; checkpoints
@@ -189,13 +190,7 @@ def train(cfg: TrainConfig, *, text_encoder=None, vae=None, dataset_factory=buil
 
 
 def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hook, progress) -> TrainResult:
-    # -- 1. run folder ---------------------------------------------------------------------------
-    run_dir = Path(cfg.run_dir)
-    config_text = dump_config(cfg)
-    if env.is_main:
-        lv_io.write_text(run_dir / "config.yaml", config_text)
-
-    # -- 2. validate everything before training anything ------------------------------------------
+    # -- 1. validate everything before training (or writing) anything -----------------------------
     records = {(i, t.name): task_records(t, cfg.seed, f"stages.{i}.tasks.{j}")
                for i, s in enumerate(cfg.stages) for j, t in enumerate(s.tasks)}
     model = build_model(cfg)
@@ -206,6 +201,12 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
     vae = vae if vae is not None else load_vae(cfg, env.device, needed=on_the_fly)
     check_encoders_fit_model(model, text_encoder, vae)
     captions = CaptionEncoder(text_encoder, cfg.encoders.text_cache)
+
+    # -- 2. the run folder holds the resolved config -------------------------------------------
+    run_dir = Path(cfg.run_dir)
+    config_text = dump_config(cfg)
+    if env.is_main:
+        lv_io.write_text(run_dir / "config.yaml", config_text)
 
     # -- 3. model on the device, wrapped from outside; the EMA follows its (sharded) parameters ---
     shard = env.world > 1 or cfg.distributed.fsdp == "always"
@@ -232,8 +233,12 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
     if source is not None:
         log.echo(f"resumed from {source} at step {step}")
     last_ckpt = Path(source) if source is not None else None
+    if stop_at is not None and step >= stop_at:
+        log.close()
+        return TrainResult(step, run_dir, None, last_ckpt, True, list(log.entries))
 
-    def save() -> Path:
+    def save(stage_index, stage, streams, optimizer) -> Path:
+        """Every process calls this: whole state dicts are gathered, the main process writes them."""
         payload = dict(model=D.model_state_dict(model), ema=ema.full_state_dict(),
                        optimizer=D.optimizer_state_dict(model, optimizer))
         state = {"stage": stage_index, "stage_name": stage.name,
@@ -283,7 +288,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
                                    tokens_per_s=tokens_s, memory_mb=D.peak_memory_mb(env.device),
                                    time=time.time()))
                 if step % cfg.checkpoint.every == 0 or step == end or step == stop_at:
-                    last_ckpt = save()
+                    last_ckpt = save(stage_index, stage, streams, optimizer)
                 if step == stop_at:
                     log.echo(f"stopped at step {step} (stop_at); continue with the same command")
                     return TrainResult(step, run_dir, None, last_ckpt, True, list(log.entries))
@@ -316,7 +321,7 @@ def train_step(model, streams: list[TaskStream], cfg: TrainConfig, env, step: in
     """
     model.train()
     n = len(streams)
-    sums = torch.zeros(n, dtype=torch.float64)
+    sums = torch.zeros(n, dtype=torch.float64, device=env.device)  # stays on the device: no sync per micro-batch
     counts = torch.zeros(n, dtype=torch.float64)
     samples = tokens = 0
     shares = [s.next() for s in streams]
@@ -330,11 +335,12 @@ def train_step(model, streams: list[TaskStream], cfg: TrainConfig, env, step: in
         with D.autocast(env.device, dtype, shard):
             losses = flow_loss(model, mb, stream.task, cfg)  # (B,)
         ((losses * w).sum() / stream.share).backward()
-        sums[ti] += float((losses.detach() * w).sum())
-        counts[ti] += float(w.sum())
-        samples += int(w.sum())
+        sums[ti] += (losses.detach() * w).sum().double()
+        counts[ti] += sum(weights)
+        samples += int(sum(weights))
         tokens += mb.tokens
-    stats = D.all_reduce_sum(torch.cat([sums, counts, torch.tensor([samples, tokens], dtype=torch.float64)]), env)
+    host = torch.cat([counts, torch.tensor([samples, tokens], dtype=torch.float64)])
+    stats = D.all_reduce_sum(torch.cat([sums.cpu(), host]), env)
     task_loss = stats[:n] / stats[n:2 * n].clamp(min=1)
     params = [p for p in model.parameters() if p.grad is not None]
     clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
