@@ -33,9 +33,14 @@ class EMA:
 
     @torch.no_grad()
     def load_full_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
-        missing = sorted(set(self.shadow) - set(sd))
-        unexpected = sorted(set(sd) - set(self.shadow))
-        if missing or unexpected:
-            raise ValueError(f"EMA state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        """Whole tensors in. Under FSDP only the main process passes them (the others pass {}) and
+        each tensor is broadcast into the shards."""
+        from torch.distributed.tensor import DTensor
+
+        if sd or not any(isinstance(t, DTensor) for t in self.shadow.values()):
+            missing = sorted(set(self.shadow) - set(sd))
+            unexpected = sorted(set(sd) - set(self.shadow))
+            if missing or unexpected:
+                raise ValueError(f"EMA state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
         for name, t in self.shadow.items():
-            t.copy_(shard_like(sd[name].float(), t))
+            t.copy_(shard_like(sd[name].float() if name in sd else None, t))

@@ -221,7 +221,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
     step, resume_state, resume_optim = 0, {}, None
     source = {"auto": ckpts.latest(), "never": None}.get(cfg.resume, cfg.resume)
     if source is not None:
-        loaded = ckpts.load(source)
+        loaded = ckpts.load(source, tensors=env.is_main or not shard)  # sharded: the main process reads
         D.load_model_state_dict(model, loaded["model"])
         ema.load_full_state_dict(loaded["ema"])
         if loaded["rng"] is not None:
