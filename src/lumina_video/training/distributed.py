@@ -200,7 +200,8 @@ def _options(**kw):
 
 
 def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Whole fp32 tensors on CPU, official key names (collective under FSDP)."""
+    """Whole fp32 tensors on CPU, official key names. Collective under FSDP, where only the main
+    process gets the tensors (the others {})."""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
     sd = get_model_state_dict(model, options=_options(cpu_offload=is_sharded(model)))

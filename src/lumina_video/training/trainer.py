@@ -239,7 +239,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
 
     def save(stage_index, stage, streams, optimizer) -> Path:
         """Every process calls this: whole state dicts are gathered, the main process writes them."""
-        payload = dict(model=D.model_state_dict(model), ema=ema.full_state_dict(),
+        payload = dict(model=D.model_state_dict(model), ema=ema.full_state_dict(keep=env.is_main),
                        optimizer=D.optimizer_state_dict(model, optimizer))
         state = {"stage": stage_index, "stage_name": stage.name,
                  "data": {s.task.name: s.consumed for s in streams}}
@@ -294,7 +294,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
                     return TrainResult(step, run_dir, None, last_ckpt, True, list(log.entries))
 
         # -- 6. export the EMA weights --------------------------------------------------------------
-        weights = ema.full_state_dict()
+        weights = ema.full_state_dict(keep=env.is_main)
         final = export_final(run_dir, cfg, dict(model.config), weights, text_encoder, vae) if env.is_main else None
         D.barrier(env)
         log.plot()
