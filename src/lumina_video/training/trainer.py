@@ -63,7 +63,10 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 
     torch.manual_seed(cfg.seed)
     if cfg.model.init_from:
-        return MultiScaleNextDiT.from_pretrained(cfg.model.init_from).float()
+        if cfg.model.args:
+            raise ConfigError(f"model.args {sorted(cfg.model.args)} cannot be combined with model.init_from: the "
+                              f"config.json of {cfg.model.init_from} fixes the architecture")
+        return MultiScaleNextDiT.from_pretrained(cfg.model.init_from).float().train()
     try:
         return build_preset(cfg.model.preset, **cfg.model.args)
     except TypeError as e:
