@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "motion": ("lumina_video.data.motion", "annotate a manifest's videos with motion scores (optical flow, SPEC §4)"),
     "extract-latents": ("lumina_video.data.latents", "encode a manifest's clips once with the VAE (latent files + latent_path)"),
     "synth": ("lumina_video.data.synthetic", "render the synthetic dataset (clips, images, manifest with ground truth)"),
+    "train": ("lumina_video.training.cli", "train a model: multi-task, multi-scale flow matching (YAML config)"),
     "eval": ("lumina_video.eval.run", "score videos: VBench-style dimensions, prompt attribute checks, reports"),
 }
 
