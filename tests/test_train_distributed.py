@@ -1,4 +1,5 @@
-"""Two gloo processes with FSDP2 train like one process on the same global batch.
+"""Two gloo processes with FSDP2 (stopping and resuming on the way) train like one process on the
+same global batch.
 
 Tolerance: the two runs add the same per-item gradients in a different order (per-process partial
 sums, then FSDP's reduce-scatter average), so they differ by float32 rounding, amplified a little by
@@ -28,7 +29,10 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict) -> None:
     try:
         cfg = from_dict(TrainConfig, cfg_dict)
         check_values(cfg)
-        train(cfg, progress=False)  # loads the bundled MiniLM itself
+        # stop after 2 steps, then continue: under FSDP only process 0 reads the checkpoint and
+        # broadcasts it into the shards
+        assert train(cfg, progress=False, stop_at=2).step == 2  # loads the bundled MiniLM itself
+        assert train(cfg, progress=False).step == 3
     finally:
         dist.barrier()  # leave together: a process exiting mid-collective aborts its peer
         dist.destroy_process_group()

@@ -59,3 +59,18 @@ def test_keep_last_and_checkpoint_contents(tmp_path):
     assert ck["rng"] is not None and set(ck["rng"]) == {"torch", "cuda", "numpy", "python"}
     assert "stages:" in ck["config"]
     assert all(name in ck["optimizer"]["state"] for name in ("layers.0.attention.wq.weight",))
+
+
+def test_init_from_a_model_folder(tmp_path):
+    """A run can start from exported weights (e.g. a fine-tune after the stages)."""
+    first = train(two_stage_config(tmp_path, "a"), text_encoder=text_encoder(), progress=False)
+    cfg = two_stage_config(tmp_path, "ft")
+    cfg.model.init_from = str(first.final / "transformer")
+    with pytest.raises(Exception, match="cannot be combined with model.init_from"):
+        train(cfg, text_encoder=text_encoder(), progress=False)
+    cfg.model.args = {}
+    cfg.stages = cfg.stages[:1]
+    cfg.stages[0].steps = 1
+    cfg.optim.lr = 1e-12  # (almost) no change: the run starts from the exported EMA weights
+    result = train(cfg, text_encoder=text_encoder(), progress=False)
+    assert max_abs_diff(weights(first.final / "transformer"), weights(result.last_checkpoint)) < 1e-8

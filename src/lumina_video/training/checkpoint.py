@@ -153,8 +153,12 @@ class CheckpointManager:
             shutil.rmtree(p, ignore_errors=True)
 
     # -- loading ------------------------------------------------------------------------------
-    def load(self, folder) -> dict:
-        """Read a checkpoint: {"model", "ema", "optimizer", "state", "rng" (this rank's or None), "config"}."""
+    def load(self, folder, tensors: bool = True) -> dict:
+        """Read a checkpoint: {"model", "ema", "optimizer", "state", "rng" (this rank's or None), "config"}.
+
+        tensors=False skips the weights and optimizer state (empty dicts): under FSDP only the main
+        process reads them and broadcasts them, so N processes do not hold N whole copies at once.
+        """
         folder = Path(folder)
         need = ["model.safetensors", "ema.safetensors", "optimizer.pt", "state.json"]
         missing = [n for n in need if not (folder / n).is_file()]
@@ -163,9 +167,9 @@ class CheckpointManager:
         state = json.loads((folder / "state.json").read_text())
         rng_file = folder / "rng" / f"rank{self.env.rank}.pt"
         return {
-            "model": lv_io.load_safetensors(folder / "model.safetensors"),
-            "ema": lv_io.load_safetensors(folder / "ema.safetensors"),
-            "optimizer": torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True),
+            "model": lv_io.load_safetensors(folder / "model.safetensors") if tensors else {},
+            "ema": lv_io.load_safetensors(folder / "ema.safetensors") if tensors else {},
+            "optimizer": torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True) if tensors else {},
             "state": state,
             # RNG states restore exactly only with the same number of processes.
             "rng": torch.load(rng_file, weights_only=True)

@@ -181,12 +181,15 @@ def full_tensor(t: torch.Tensor) -> torch.Tensor:
     return t.full_tensor() if isinstance(t, DTensor) else t
 
 
-def shard_like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Cut a whole tensor into the shard `like` holds (same mesh and placements), or return it as is."""
+def shard_like(full: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """Cut a whole tensor into the shard `like` holds (same mesh and placements), or return it as is.
+    `full` None (on processes other than the main one): the main process's tensor is broadcast."""
     from torch.distributed.tensor import DTensor, distribute_tensor
 
     if isinstance(like, DTensor):
-        return distribute_tensor(full.to(like.device), like.device_mesh, like.placements)
+        if full is None:
+            full = torch.empty(like.shape, dtype=like.dtype)
+        return distribute_tensor(full.to(like.device, like.dtype), like.device_mesh, like.placements, src_data_rank=0)
     return full.to(like.device)
 
 
@@ -197,7 +200,8 @@ def _options(**kw):
 
 
 def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Whole fp32 tensors on CPU, official key names (collective under FSDP)."""
+    """Whole fp32 tensors on CPU, official key names. Collective under FSDP, where only the main
+    process gets the tensors (the others {})."""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
     sd = get_model_state_dict(model, options=_options(cpu_offload=is_sharded(model)))
@@ -205,11 +209,15 @@ def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_model_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]) -> None:
+    """Whole tensors into a plain or sharded model. Sharded: only the main process needs `sd`
+    (the others pass {}); its tensors are broadcast one by one."""
     from torch.distributed.checkpoint.state_dict import set_model_state_dict
 
     from ..model import clean_state_dict
 
-    set_model_state_dict(model, clean_state_dict(sd), options=_options(strict=True))
+    sharded = is_sharded(model)
+    set_model_state_dict(model, clean_state_dict(sd), options=_options(strict=not sharded or bool(sd),
+                                                                       broadcast_from_rank0=sharded))
 
 
 def optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
@@ -224,7 +232,8 @@ def load_optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer
 
     # strict=False: parameters that never had a gradient (pad_token, patch embedders of tasks not yet
     # trained) have no AdamW state to restore.
-    set_optimizer_state_dict(model, optimizer, osd, options=_options(strict=False))
+    set_optimizer_state_dict(model, optimizer, osd, options=_options(strict=False,
+                                                                     broadcast_from_rank0=is_sharded(model)))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -27,15 +27,26 @@ class EMA:
         for name, p in model.named_parameters():
             self.shadow[name].lerp_(p.detach().float(), 1.0 - decay)
 
-    def full_state_dict(self) -> dict[str, torch.Tensor]:
-        """Whole fp32 tensors on CPU (collective under FSDP: every process must call it)."""
-        return {name: full_tensor(t).cpu() for name, t in self.shadow.items()}
+    def full_state_dict(self, keep: bool = True) -> dict[str, torch.Tensor]:
+        """Whole fp32 tensors on CPU. Collective under FSDP: every process calls it, gathering one
+        tensor at a time; those with keep=False (all but the main process) get {}."""
+        out = {}
+        for name, t in self.shadow.items():
+            full = full_tensor(t)
+            if keep:
+                out[name] = full.cpu()
+        return out
 
     @torch.no_grad()
     def load_full_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
-        missing = sorted(set(self.shadow) - set(sd))
-        unexpected = sorted(set(sd) - set(self.shadow))
-        if missing or unexpected:
-            raise ValueError(f"EMA state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        """Whole tensors in. Under FSDP only the main process passes them (the others pass {}) and
+        each tensor is broadcast into the shards."""
+        from torch.distributed.tensor import DTensor
+
+        if sd or not any(isinstance(t, DTensor) for t in self.shadow.values()):
+            missing = sorted(set(self.shadow) - set(sd))
+            unexpected = sorted(set(sd) - set(self.shadow))
+            if missing or unexpected:
+                raise ValueError(f"EMA state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
         for name, t in self.shadow.items():
-            t.copy_(shard_like(sd[name].float(), t))
+            t.copy_(shard_like(sd[name].float() if name in sd else None, t))

@@ -63,7 +63,10 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 
     torch.manual_seed(cfg.seed)
     if cfg.model.init_from:
-        return MultiScaleNextDiT.from_pretrained(cfg.model.init_from).float()
+        if cfg.model.args:
+            raise ConfigError(f"model.args {sorted(cfg.model.args)} cannot be combined with model.init_from: the "
+                              f"config.json of {cfg.model.init_from} fixes the architecture")
+        return MultiScaleNextDiT.from_pretrained(cfg.model.init_from).float().train()
     try:
         return build_preset(cfg.model.preset, **cfg.model.args)
     except TypeError as e:
@@ -221,7 +224,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
     step, resume_state, resume_optim = 0, {}, None
     source = {"auto": ckpts.latest(), "never": None}.get(cfg.resume, cfg.resume)
     if source is not None:
-        loaded = ckpts.load(source)
+        loaded = ckpts.load(source, tensors=env.is_main or not shard)  # sharded: the main process reads
         D.load_model_state_dict(model, loaded["model"])
         ema.load_full_state_dict(loaded["ema"])
         if loaded["rng"] is not None:
@@ -239,7 +242,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
 
     def save(stage_index, stage, streams, optimizer) -> Path:
         """Every process calls this: whole state dicts are gathered, the main process writes them."""
-        payload = dict(model=D.model_state_dict(model), ema=ema.full_state_dict(),
+        payload = dict(model=D.model_state_dict(model), ema=ema.full_state_dict(keep=env.is_main),
                        optimizer=D.optimizer_state_dict(model, optimizer))
         state = {"stage": stage_index, "stage_name": stage.name,
                  "data": {s.task.name: s.consumed for s in streams}}
@@ -294,7 +297,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
                     return TrainResult(step, run_dir, None, last_ckpt, True, list(log.entries))
 
         # -- 6. export the EMA weights --------------------------------------------------------------
-        weights = ema.full_state_dict()
+        weights = ema.full_state_dict(keep=env.is_main)
         final = export_final(run_dir, cfg, dict(model.config), weights, text_encoder, vae) if env.is_main else None
         D.barrier(env)
         log.plot()
