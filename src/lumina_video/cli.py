@@ -9,6 +9,7 @@ import sys
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("lumina_video.convert", "convert an official Lumina-Video checkpoint to this project's format"),
+    "generate": ("lumina_video.generate", "generate videos from prompts: NAME.mp4 + NAME.json (settings, timings)"),
     "motion": ("lumina_video.data.motion", "annotate a manifest's videos with motion scores (optical flow, SPEC §4)"),
     "synth": ("lumina_video.data.synthetic", "render the synthetic dataset (clips, images, manifest with ground truth)"),
     "eval": ("lumina_video.eval.run", "score videos: VBench-style dimensions, prompt attribute checks, reports"),

@@ -1,0 +1,302 @@
+"""LuminaVideoPipeline: prompt -> text features -> denoised latents -> frames.
+
+    cap_feats, cap_mask = text_encoder([prompts..., negative prompts...])     rows [0:B] / [B:2B]
+    noise ~ N(0, I) of shape (B, C, T, H/8, W/8), T = vae.latent_frames(num_frames)
+    latents = sample(transformer, noise, cap_feats, cap_mask, sampling)         (sampling/solver.py)
+    frames  = vae.decode(latents)                                               in [-1, 1] -> uint8
+
+A folder in the diffusers layout (DESIGN.md): model_index.json, transformer/ (config.json +
+model.safetensors), vae/ (diffusers), text_encoder/ + tokenizer/ (transformers). model_index.json
+also keeps the model's generation defaults (size, frames, fps, sampling settings).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from . import io as lv_io
+from .encoders import TextEncoder, VideoVAE
+from .model import MultiScaleNextDiT
+from .overrides import apply_overrides
+from .sampling import SamplingConfig, sample
+from .sampling.schedule import patch_name
+from .sampling.solver import check_sampling_inputs
+
+INDEX_NAME = "model_index.json"
+FORMAT_VERSION = 1
+# What a folder must hold: sub-folder -> files that must exist in it (any one of a tuple).
+REQUIRED = {
+    "transformer": ("config.json", "model.safetensors"),
+    "vae": ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
+    "text_encoder": ("config.json", ("model.safetensors", "pytorch_model.bin")),
+    "tokenizer": (("tokenizer.json", "tokenizer_config.json", "vocab.txt", "tokenizer.model"),),
+}
+# The bundled demo model (lumina-video generate's default; env LUMINA_VIDEO_MODEL overrides it).
+DEFAULT_MODEL_DIR = Path(__file__).parent / "demo_model"
+# Generation defaults when model_index.json has none: the released f24F96R960 setting.
+FALLBACK_DEFAULTS = dict(height=960, width=960, num_frames=96, fps=24.0, sampling="f24F96R960")
+OUTPUT_TYPES = ("np", "pil", "latent")
+
+
+@dataclass
+class LuminaVideoPipelineOutput:
+    """frames: "np" uint8 (B, F, H, W, 3); "pil" a list (per prompt) of lists of PIL images;
+    "latent" the scaled latents (B, C, T, H/8, W/8). Plus the settings actually used and timings (s)."""
+
+    frames: object
+    seeds: list[int] | None
+    sampling: SamplingConfig
+    timings: dict = field(default_factory=dict)
+
+
+def check_pipeline_folder(folder) -> Path:
+    """Raise FileNotFoundError naming everything missing from a pipeline folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder {folder} does not exist")
+    missing = [] if (folder / INDEX_NAME).is_file() else [INDEX_NAME]
+    for sub, files in REQUIRED.items():
+        for f in files:
+            options = f if isinstance(f, tuple) else (f,)
+            if not any((folder / sub / o).is_file() for o in options):
+                missing.append(f"{sub}/{' or '.join(options)}")
+    if missing:
+        raise FileNotFoundError(
+            f"{folder} is not a complete Lumina-Video pipeline folder; missing: {', '.join(missing)} "
+            f"(expected {INDEX_NAME}, {', '.join(s + '/' for s in REQUIRED)} as written by "
+            f"LuminaVideoPipeline.save_pretrained)"
+        )
+    return folder
+
+
+class LuminaVideoPipeline:
+    def __init__(self, transformer: MultiScaleNextDiT, vae: VideoVAE, text_encoder: TextEncoder,
+                 defaults: dict | None = None):
+        if transformer.config["cap_feat_dim"] != text_encoder.dim:
+            raise ValueError(f"the transformer takes caption features of width {transformer.config['cap_feat_dim']} "
+                             f"but the text encoder gives {text_encoder.dim}")
+        if transformer.in_channels != vae.latent_channels:
+            raise ValueError(f"the transformer has {transformer.in_channels} input channels but the VAE "
+                             f"{vae.latent_channels} latent channels")
+        self.transformer = transformer.eval().requires_grad_(False)
+        self.vae = vae
+        self.text_encoder = text_encoder
+        self.defaults = {**FALLBACK_DEFAULTS, **(defaults or {})}
+        self.default_sampling = _sampling_from(self.defaults["sampling"])
+        self._offload_device: torch.device | None = None
+
+    # -- devices ------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Where the computation runs (the offload target when CPU offload is on)."""
+        return self._offload_device or self.transformer.device
+
+    def to(self, device) -> "LuminaVideoPipeline":
+        self._offload_device = None
+        for part in (self.transformer, self.vae, self.text_encoder):
+            part.to(device)
+        return self
+
+    def enable_model_cpu_offload(self, device="cuda") -> "LuminaVideoPipeline":
+        """Keep every part on the CPU and move each to `device` only while it runs."""
+        self.to("cpu")
+        self._offload_device = torch.device(device)
+        return self
+
+    @contextlib.contextmanager
+    def _using(self, part):
+        if self._offload_device is None:
+            yield part
+            return
+        part.to(self._offload_device)
+        try:
+            yield part
+        finally:
+            part.to("cpu")
+            if self._offload_device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    # -- settings -----------------------------------------------------------------------------
+    def resolve_sampling(self, preset: str | SamplingConfig | dict | None = None, **overrides) -> SamplingConfig:
+        """The model's default sampling (or `preset`: a released preset name, a SamplingConfig or an
+        official dict) with the knobs of `overrides.apply_overrides` changed."""
+        base = self.default_sampling if preset is None else _sampling_from(preset)
+        return apply_overrides(base, **overrides)
+
+    def latent_shape(self, batch: int, height: int, width: int, num_frames: int, config: SamplingConfig):
+        """(B, C, T, H/8, W/8), after checking that the sizes fit the VAE and the patch schedule."""
+        s = self.vae.spatial_factor
+        multiple = s * max(p for _, p in self.transformer.patch_shapes)
+        for name, v in (("height", height), ("width", width)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < multiple or v % multiple:
+                raise ValueError(f"{name} must be a positive multiple of {multiple} (VAE {s}x times the largest "
+                                 f"patch {multiple // s}), got {v!r}")
+        t = self.vae.latent_frames(num_frames)
+        pts = sorted({pt for pt, _ in config.patch_shapes()})
+        if t > 1 and any(t % pt for pt in pts):
+            raise ValueError(
+                f"num_frames {num_frames} gives {t} latent frames, but the patch schedule "
+                f"{[patch_name(p) for p in config.patch_shapes()]} uses temporal patch {max(pts)}, which needs an "
+                f"even number: use 8m frames (8, 16, ..., 96) or single-scale sampling"
+            )
+        return (batch, self.transformer.in_channels, t, height // s, width // s)
+
+    # -- generation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(self, prompt, negative_prompt="", height: int | None = None, width: int | None = None,
+                 num_frames: int | None = None, *, preset=None, steps=None, shift=None, guidance_scale=None,
+                 guidance_cutoff=None, motion_score=None, negative_motion_score=None, negative_motion_switch=None,
+                 multiscale=None, renorm=None, seed: int | None = None, generator: torch.Generator | None = None,
+                 output_type: str = "np", callback=None, progress: bool = True) -> LuminaVideoPipelineOutput:
+        """Generate one video per prompt (a str or a list). `negative_prompt`: one str for all or a list.
+        Sizes default to the model's defaults. Sampling: the model's default or `preset`, then the
+        knobs (see overrides.py). Noise: item i uses seed + i (so a batch equals single runs), or draws
+        from `generator`; with neither, a random seed (reported in the output). `callback(step, t, x)`."""
+        prompts, negatives = _prompts(prompt, negative_prompt)
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        config = self.resolve_sampling(preset, steps=steps, shift=shift, guidance_scale=guidance_scale,
+                                       guidance_cutoff=guidance_cutoff, motion_score=motion_score,
+                                       negative_motion_score=negative_motion_score,
+                                       negative_motion_switch=negative_motion_switch, multiscale=multiscale,
+                                       renorm=renorm)
+        height = self.defaults["height"] if height is None else height
+        width = self.defaults["width"] if width is None else width
+        num_frames = self.defaults["num_frames"] if num_frames is None else num_frames
+        b = len(prompts)
+        shape = self.latent_shape(b, height, width, num_frames, config)
+        guided = any(s != 0 for s in config.guidance.values())
+        rows = 2 * b if guided else b
+        check_sampling_inputs(self.transformer, torch.empty(shape, device="meta"),
+                              torch.empty(rows, 1, self.text_encoder.dim, device="meta"),
+                              torch.empty(rows, 1, device="meta"), config)
+        if generator is None and seed is None:
+            seed = secrets.randbelow(2**31)
+        seeds = None if generator is not None else [int(seed) + i for i in range(b)]
+        noise = _noise(shape, seeds, generator)
+        timings = {}
+
+        t0 = _clock(self.device)
+        with self._using(self.text_encoder) as te:
+            feats, mask = te.encode(prompts + negatives if guided else prompts)
+        timings["text_s"] = _clock(self.device) - t0
+
+        t0 = _clock(self.device)
+        with self._using(self.transformer) as model:
+            latents = sample(model, noise.to(self.device), feats.to(self.device), mask.to(self.device), config,
+                             progress=progress, callback=callback)
+        timings["denoise_s"] = _clock(self.device) - t0
+        if output_type == "latent":
+            return LuminaVideoPipelineOutput(latents.cpu(), seeds, config, timings)
+
+        t0 = _clock(self.device)
+        with self._using(self.vae) as vae:
+            pixels = torch.cat([vae.decode(z[None]).cpu() for z in latents])  # (B, 3, F, H, W)
+        timings["decode_s"] = _clock(self.device) - t0
+        frames = to_uint8_frames(pixels)
+        if output_type == "pil":
+            from PIL import Image
+
+            frames = [[Image.fromarray(f) for f in video] for video in frames]
+        return LuminaVideoPipelineOutput(frames, seeds, config, timings)
+
+    # -- files --------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu") -> "LuminaVideoPipeline":
+        folder = check_pipeline_folder(folder)
+        index = json.loads((folder / INDEX_NAME).read_text())
+        version = index.get("format_version", FORMAT_VERSION)
+        if version > FORMAT_VERSION:
+            raise ValueError(f"{folder}: format_version {version} is newer than this package reads ({FORMAT_VERSION})")
+        transformer = MultiScaleNextDiT.from_pretrained(folder / "transformer", dtype=dtype, device=device)
+        vae = VideoVAE.from_pretrained(folder / "vae", device=device)
+        text = TextEncoder.from_pretrained(folder / "text_encoder", tokenizer=folder / "tokenizer", dtype=dtype,
+                                           device=device)
+        return cls(transformer, vae, text, defaults=index.get("defaults"))
+
+    @classmethod
+    def from_components(cls, transformer, vae, text_encoder=None, tokenizer=None, defaults: dict | None = None,
+                        dtype: torch.dtype | None = None, device="cpu") -> "LuminaVideoPipeline":
+        """Assemble from separate folders: a transformer folder (e.g. `lumina-video convert` output), a
+        diffusers CogVideoX VAE folder (e.g. the `vae/` of THUDM/CogVideoX-2b), a text encoder folder or
+        hub id (e.g. google/gemma-2-2b; None = the bundled MiniLM). Then `save_pretrained` it."""
+        return cls(MultiScaleNextDiT.from_pretrained(transformer, dtype=dtype, device=device),
+                   VideoVAE.from_pretrained(vae, device=device),
+                   TextEncoder.from_pretrained(text_encoder, tokenizer=tokenizer, dtype=dtype, device=device),
+                   defaults=defaults)
+
+    def save_pretrained(self, folder) -> None:
+        """Write the whole folder; it appears complete or not at all. An existing folder is replaced
+        only if it is a pipeline folder (has model_index.json) or empty."""
+        folder = Path(folder)
+        if folder.is_dir() and any(folder.iterdir()) and not (folder / INDEX_NAME).is_file():
+            raise FileExistsError(f"{folder} exists and is not a pipeline folder; refusing to replace it")
+        defaults = dict(self.defaults, sampling=self.default_sampling.to_official())
+        index = {
+            "_class_name": "LuminaVideoPipeline",
+            "_lumina_video_version": __version__,
+            "format_version": FORMAT_VERSION,
+            "transformer": ["lumina_video", type(self.transformer).__name__],
+            "vae": ["diffusers", type(self.vae.vae).__name__],
+            "text_encoder": ["transformers", type(self.text_encoder.model).__name__],
+            "tokenizer": ["transformers", type(self.text_encoder.tokenizer).__name__],
+            "defaults": defaults,
+        }
+        with lv_io.atomic_dir(folder) as tmp:
+            self.transformer.save_pretrained(tmp / "transformer")
+            self.vae.save_pretrained(tmp / "vae")
+            self.text_encoder.save_pretrained(tmp / "text_encoder", tmp / "tokenizer")
+            lv_io.write_json(tmp / INDEX_NAME, index)
+
+
+def to_uint8_frames(pixels: torch.Tensor) -> np.ndarray:
+    """(B, 3, F, H, W) in [-1, 1] -> (B, F, H, W, 3) uint8: round((x + 1) * 127.5)."""
+    x = ((pixels.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 4, 1).contiguous().numpy()
+
+
+def _sampling_from(spec) -> SamplingConfig:
+    if isinstance(spec, SamplingConfig):
+        return spec
+    if isinstance(spec, str):
+        return SamplingConfig.preset(spec)
+    if isinstance(spec, dict):
+        return SamplingConfig.from_official(spec)
+    raise ValueError(f"a sampling preset is a released preset name, a SamplingConfig or an official dict, got {spec!r}")
+
+
+def _prompts(prompt, negative_prompt) -> tuple[list[str], list[str]]:
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
+    empty = [i for i, p in enumerate(prompts) if not p.strip()]
+    if empty:
+        raise ValueError(f"prompt {empty[0]} is empty; describe the video to generate "
+                         f"(an empty text is only accepted as the negative prompt)")
+    negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
+    if not isinstance(negatives, (list, tuple)) or len(negatives) != len(prompts) or \
+            not all(isinstance(p, str) for p in negatives):
+        raise ValueError(f"negative_prompt must be a string or a list of {len(prompts)} strings, got {negative_prompt!r}")
+    return list(prompts), list(negatives)
+
+
+def _noise(shape, seeds, generator) -> torch.Tensor:
+    """Standard normal noise, on the CPU for seeds (the same on every device), item i from seeds[i]."""
+    if seeds is None:
+        return torch.randn(shape, generator=generator, device=generator.device)
+    gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+    return torch.stack([torch.randn(shape[1:], generator=g) for g in gens])
+
+
+def _clock(device) -> float:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter()
