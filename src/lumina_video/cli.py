@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "motion": ("lumina_video.data.motion", "annotate a manifest's videos with motion scores (optical flow, SPEC §4)"),
     "synth": ("lumina_video.data.synthetic", "render the synthetic dataset (clips, images, manifest with ground truth)"),
     "eval": ("lumina_video.eval.run", "score videos: VBench-style dimensions, prompt attribute checks, reports"),
+    "serve": ("lumina_video.serve", "web demo: a Gradio page for generating videos (127.0.0.1 unless --share-on-network)"),
 }
 
 
