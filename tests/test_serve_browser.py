@@ -8,7 +8,6 @@ LUMINA_REQUIRE_BROWSER=1 (set by .ci/run): then they fail, so CI can never skip 
 import json
 import os
 import re
-import shutil
 import socket
 import threading
 from urllib.parse import unquote, urlparse
@@ -21,8 +20,6 @@ from lumina_video.pipeline import LuminaVideoPipeline
 from lumina_video.sampling import SamplingConfig
 from lumina_video.testing import make_tiny_pipeline
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_MS = 90_000  # generous: the test machine's CPU is shared
 
 
@@ -32,25 +29,17 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-def chromium_path() -> str | None:
-    for cand in (os.environ.get("LUMINA_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                 shutil.which("chromium-browser")):
-        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
-            return cand
-    return None
-
-
 @pytest.fixture(scope="module")
 def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("playwright is not installed (pip install 'lumina-video[test]')")
-    path = chromium_path()
+    path = serve.find_chromium()
     if path is None:
         _unavailable("no Chromium binary ($LUMINA_CHROMIUM, /usr/bin/chromium or chromium on PATH)")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=path, args=list(serve.HEADLESS_CHROMIUM_ARGS))
         yield b
         b.close()
 

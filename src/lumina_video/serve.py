@@ -172,6 +172,21 @@ def demo_examples(pipe) -> list[str]:
             caption("purple", "square", "down"), caption("orange", "triangle", "right", "quickly", "white")]
 
 
+# -- a headless browser for the tests and the docs' screenshot -------------------------------------
+# Chromium without a sandbox (containers) or GPU, and without its background traffic (updates, sync)
+HEADLESS_CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run")
+
+
+def find_chromium() -> str | None:
+    """A Chromium binary: $LUMINA_CHROMIUM, /usr/bin/chromium (Debian) or chromium on PATH; else None."""
+    for cand in (os.environ.get("LUMINA_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                 shutil.which("chromium-browser")):
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
 # -- files --------------------------------------------------------------------------------------
 _PROCESS_DIR: Path | None = None
 
