@@ -204,3 +204,20 @@ def test_flash_backend_request_without_flash_is_clear(monkeypatch):
     monkeypatch.setattr(attn, "BACKEND", "flash")
     with pytest.raises(RuntimeError, match="needs flash-attn installed and half-precision CUDA"):
         attn.attend(torch.randn(1, 2, 2, 8), torch.randn(1, 2, 2, 8), torch.randn(1, 2, 2, 8), None, None)
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from lumina_video import io as lv_io
+
+    umask = os.umask(0o022)
+    try:
+        lv_io.write_text(tmp_path / "a.txt", "x")
+        assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+        os.chmod(tmp_path / "a.txt", 0o600)  # a replaced file keeps its mode
+        lv_io.write_text(tmp_path / "a.txt", "y")
+        assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o600
+    finally:
+        os.umask(umask)

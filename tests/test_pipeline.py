@@ -189,3 +189,18 @@ def test_from_components(tmp_path, pipe):
     pipe.vae.save_pretrained(tmp_path / "v")
     p = LuminaVideoPipeline.from_components(tmp_path / "t", tmp_path / "v", defaults=pipe.defaults)
     assert np.array_equal(p(PROMPT, seed=1, **FAST).frames, pipe(PROMPT, seed=1, **FAST).frames)
+
+
+def test_failed_save_leaves_the_old_folder_intact(tmp_path, pipe, monkeypatch):
+    folder = tmp_path / "p"
+    pipe.save_pretrained(folder)
+    before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+    def boom(_folder):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pipe.vae, "save_pretrained", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        pipe.save_pretrained(folder)
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]  # no temporary folder left behind

@@ -141,6 +141,9 @@ def cli_main(args) -> int:
     check_writable(out_dir)
     names = output_names(prompts, args.seed, args.name)
 
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # our own progress bar is the one that matters
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype_name = DTYPES[args.dtype] if args.dtype else ("bfloat16" if torch.device(device).type == "cuda" else "float32")
     t0 = time.perf_counter()

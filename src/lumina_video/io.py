@@ -25,11 +25,22 @@ def atomic_path(path):
         yield Path(tmp)
         with open(tmp, "rb+") as f:  # make the bytes durable before the rename makes them visible
             os.fsync(f.fileno())
+        os.chmod(tmp, _final_mode(path))  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _final_mode(path: Path) -> int:
+    """The replaced file's mode, or what a plain open() would create under the current umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_text(path, text: str) -> None:
