@@ -186,11 +186,20 @@ def test_progress_then_busy_message_when_the_queue_is_full(open_page):
     assert refused.locator("#video video").count() == 0
 
 
-def test_empty_prompt_gets_a_friendly_message(open_page):
+def test_empty_prompt_gets_a_friendly_message_at_once(open_page):
     from playwright.sync_api import expect
 
-    page = open_page()
-    _generate(page, "   ")
-    expect(page.locator("body")).to_contain_text("The prompt is empty", timeout=WAIT_MS)
+    busy, page = open_page(), open_page()
+    GatedPipeline.gate.clear()  # another user's generation holds the model
+    try:
+        _generate(busy, "a red circle moving down")
+        expect(busy.locator("#video")).to_contain_text("denoising", timeout=WAIT_MS)
+        _generate(page, "   ")
+        # checked when the request arrives, not after waiting for the model
+        expect(page.locator("body")).to_contain_text("The prompt is empty", timeout=WAIT_MS)
+        assert "denoising" in busy.inner_text("#video")  # still held
+    finally:
+        GatedPipeline.gate.set()
     assert page.locator("#video video").count() == 0
     assert "Traceback" not in page.inner_text("body")
+    _wait_for_video(busy)

@@ -86,10 +86,11 @@ def check_shape(pipe, config, height: int, width: int, num_frames: int) -> tuple
     return shape
 
 
-def _accepted(pipe, height: int, width: int, num_frames: int) -> bool:
-    """Whether single-scale sampling (the finest patch, the most permissive schedule) accepts the size."""
+def _accepted(pipe, height: int, width: int, num_frames: int, config=None) -> bool:
+    """Whether `config` (default: single-scale sampling, the finest patch and the most permissive
+    schedule) accepts the size."""
     try:
-        check_shape(pipe, pipe.resolve_sampling(multiscale=False), height, width, num_frames)
+        check_shape(pipe, config or pipe.resolve_sampling(multiscale=False), height, width, num_frames)
     except ValueError:
         return False
     return True
@@ -274,6 +275,26 @@ class Generator:
         return folder / f"{name}.mp4", folder / f"{name}.json", settings
 
 
+def page_values(pipe, limits: Limits) -> dict:
+    """The page's initial values: the model's defaults, brought within the page's limits."""
+    d, cfg = pipe.defaults, pipe.default_sampling
+    clamp = lambda x, lo, hi: min(max(x, lo), hi)  # noqa: E731
+    frames = [f for f in limits.frame_choices if f <= int(d["num_frames"])
+              and _accepted(pipe, limits.size_step, limits.size_step, f, cfg)] or [limits.frame_choices[0]]
+    return dict(height=clamp(int(d["height"]), limits.size_step, limits.max_height),
+                width=clamp(int(d["width"]), limits.size_step, limits.max_width), num_frames=frames[-1],
+                motion=-1.0 if cfg.motion.initial is None else max(-1.0, cfg.motion.initial),
+                negative_motion=-1.0 if cfg.neg_motion.initial is None else max(-1.0, cfg.neg_motion.initial),
+                multiscale=cfg.is_multiscale(), steps=min(cfg.steps, limits.max_steps), guidance=cfg.guidance.initial)
+
+
+def _range_input(gr, label: str, lo, hi, step, value, elem_id: str, info: str | None = None):
+    """A slider from lo to hi, or a fixed number when only one value is allowed (Gradio needs lo < hi)."""
+    if hi <= lo:
+        return gr.Number(lo, label=label, info=info, interactive=False, elem_id=elem_id)
+    return gr.Slider(lo, hi, value=min(max(value, lo), hi), step=step, label=label, info=info, elem_id=elem_id)
+
+
 def _page_error(gr, message):
     """A message box in the page (gradio renders the message as HTML, so it is escaped)."""
     import html
@@ -299,33 +320,31 @@ def build_app(pipeline, *, model_name: str = "", limits: Limits | None = None,
     limits = limits or model_limits(pipeline)
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videos-", dir=process_dir()))
     generator = Generator(pipeline, limits, out_dir, model_name)
-    d, cfg = pipeline.defaults, pipeline.default_sampling
-    motion = cfg.motion.initial if cfg.motion.initial is not None else -1.0
-    neg_motion = cfg.neg_motion.initial if cfg.neg_motion.initial is not None else -1.0
+    v = page_values(pipeline, limits)
 
-    def run(prompt, negative, motion, neg_motion, multiscale, steps, guidance, randomize, seed, height, width,
-            frames, progress=gr.Progress()):
-        req = Request(prompt, negative, motion, neg_motion, multiscale, steps, guidance,
-                      None if randomize else seed, height, width, frames)
+    def form_request(prompt, negative, motion, neg_motion, multiscale, steps, guidance, randomize, seed, height,
+                     width, frames) -> Request:  # the page's inputs, in the order of `inputs` below
+        return Request(prompt, negative, motion, neg_motion, multiscale, steps, guidance,
+                       None if randomize else seed, height, width, frames)
+
+    def run(*values, progress=gr.Progress()):
         try:
-            video, record, settings = generator(req, progress)
+            video, record, settings = generator(form_request(*values), progress)
         except ValueError as e:  # the request's fault: say what to change
             raise _page_error(gr, e) from None
         except Exception as e:  # the server's fault: one line in the page, the traceback in the console
             traceback.print_exc()
-            raise _page_error(gr, f"Generation failed ({type(e).__name__}: {e}); the server's console has the details.") from None
+            raise _page_error(gr, f"Generation failed ({type(e).__name__}: {e}); "
+                                  f"the server's console has the details.") from None
         return str(video), settings, [str(video), str(record)], settings["seed"]
 
-    def validate(prompt, negative, motion, neg_motion, multiscale, steps, guidance, randomize, seed, height, width,
-                 frames):
-        """The same checks before the request joins the queue, so a mistake is reported at once."""
-        req = Request(prompt, negative, motion, neg_motion, multiscale, steps, guidance,
-                      None if randomize else seed, height, width, frames)
+    def validate(*values):
+        """The same checks when the request arrives, before it waits in the queue: mistakes show at once."""
         try:
-            check_request(pipeline, limits, req)
+            check_request(pipeline, limits, form_request(*values))
         except ValueError as e:
             raise _page_error(gr, e) from None
-        return [gr.validate(True, "")] * 12
+        return [gr.validate(True, "")] * len(values)
 
     with gr.Blocks(title="Lumina-Video", analytics_enabled=False) as demo:
         gr.Markdown(_intro(pipeline, limits, model_name, queue_size))
@@ -334,26 +353,26 @@ def build_app(pipeline, *, model_name: str = "", limits: Limits | None = None,
                 prompt = gr.Textbox(label="Prompt", lines=2, placeholder="describe the video", elem_id=ELEM["prompt"])
                 negative = gr.Textbox(label="Negative prompt", elem_id=ELEM["negative"])
                 with gr.Row():
-                    height = gr.Slider(limits.size_step, limits.max_height, value=d["height"], step=limits.size_step,
-                                       label="Height (px)", elem_id=ELEM["height"])
-                    width = gr.Slider(limits.size_step, limits.max_width, value=d["width"], step=limits.size_step,
-                                      label="Width (px)", elem_id=ELEM["width"])
-                frames = gr.Dropdown(list(limits.frame_choices), value=d["num_frames"], label="Frames",
+                    height = _range_input(gr, "Height (px)", limits.size_step, limits.max_height, limits.size_step,
+                                          v["height"], ELEM["height"])
+                    width = _range_input(gr, "Width (px)", limits.size_step, limits.max_width, limits.size_step,
+                                         v["width"], ELEM["width"])
+                frames = gr.Dropdown(list(limits.frame_choices), value=v["num_frames"], label="Frames",
                                      info="counts the VAE can make (multi-scale needs a multiple of 8)",
                                      elem_id=ELEM["frames"])
                 with gr.Row():
-                    motion_in = gr.Slider(-1, 20, value=motion, step=0.5, label="Motion score",
-                                          info="more motion when higher; < 0: no motion condition",
-                                          elem_id=ELEM["motion"])
-                    neg_motion_in = gr.Slider(-1, 20, value=neg_motion, step=0.5, label="Negative motion score",
-                                              info="the gap to the motion score drives dynamics",
-                                              elem_id=ELEM["negative_motion"])
-                multiscale = gr.Checkbox(cfg.is_multiscale(), label="Multi-scale inference (coarse patches first, faster)",
+                    top = max(20.0, v["motion"], v["negative_motion"])
+                    motion_in = _range_input(gr, "Motion score", -1, top, 0.5, v["motion"], ELEM["motion"],
+                                             info="more motion when higher; < 0: no motion condition")
+                    neg_motion_in = _range_input(gr, "Negative motion score", -1, top, 0.5, v["negative_motion"],
+                                                 ELEM["negative_motion"],
+                                                 info="the gap to the motion score drives dynamics")
+                multiscale = gr.Checkbox(v["multiscale"], label="Multi-scale inference (coarse patches first, faster)",
                                          elem_id=ELEM["multiscale"])
                 with gr.Row():
-                    steps = gr.Slider(1, limits.max_steps, value=cfg.steps, step=1, label="Steps", elem_id=ELEM["steps"])
-                    guidance = gr.Slider(0, 30, value=cfg.guidance.initial, step=0.5, label="Guidance scale",
-                                         elem_id=ELEM["guidance"])
+                    steps = _range_input(gr, "Steps", 1, limits.max_steps, 1, v["steps"], ELEM["steps"])
+                    guidance = _range_input(gr, "Guidance scale", 0, max(30.0, v["guidance"]), 0.5, v["guidance"],
+                                            ELEM["guidance"])
                 with gr.Row():
                     randomize = gr.Checkbox(True, label="Random seed", elem_id=ELEM["randomize"])
                     seed = gr.Number(0, label="Seed (the one used is shown after a run)", precision=0, minimum=0,
@@ -446,7 +465,10 @@ def cli_main(args) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C: the temporary files are removed
     try:
         demo.launch(server_name=host, server_port=args.port, share=False, ssr_mode=False, mcp_server=False,
-                    show_error=False)
-    except OSError as e:
-        raise ValueError(f"cannot serve on {host}:{args.port}: {e}") from None
+                    show_error=False, quiet=True, prevent_thread_lock=True)
+    except OSError:
+        raise ValueError(f"cannot listen on {host}:{args.port}: the port is in use or not allowed; "
+                         f"choose another with --port") from None
+    print(f"serving on http://{'localhost' if host == LOOPBACK else host}:{args.port}  (Ctrl-C to stop)", flush=True)
+    demo.block_thread()
     return 0
