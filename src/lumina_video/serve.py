@@ -332,6 +332,8 @@ def build_app(pipeline, *, model_name: str = "", limits: Limits | None = None,
             video, record, settings = generator(form_request(*values), progress)
         except ValueError as e:  # the request's fault: say what to change
             raise _page_error(gr, e) from None
+        except ServerClosing:
+            raise _page_error(gr, "The server is shutting down; this video was not finished.") from None
         except Exception as e:  # the server's fault: one line in the page, the traceback in the console
             traceback.print_exc()
             raise _page_error(gr, f"Generation failed ({type(e).__name__}: {e}); "
