@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/model_speed.py
+	$(PY) bench/train_speed.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

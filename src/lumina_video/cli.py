@@ -12,7 +12,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("lumina_video.generate", "generate videos from prompts: NAME.mp4 + NAME.json (settings, timings)"),
     "motion": ("lumina_video.data.motion", "annotate a manifest's videos with motion scores (optical flow, SPEC §4)"),
     "extract-latents": ("lumina_video.data.latents", "encode a manifest's clips once with the VAE (latent files + latent_path)"),
+    "train-vae": ("lumina_video.training.vae", "train a small CogVideoX-architecture VAE (e.g. for the demo model)"),
     "synth": ("lumina_video.data.synthetic", "render the synthetic dataset (clips, images, manifest with ground truth)"),
+    "train": ("lumina_video.training.cli", "train a model: multi-task, multi-scale flow matching (YAML config)"),
     "eval": ("lumina_video.eval.run", "score videos: VBench-style dimensions, prompt attribute checks, reports"),
     "serve": ("lumina_video.serve", "web demo: a Gradio page for generating videos (127.0.0.1 unless --share-on-network)"),
 }

@@ -1,0 +1,243 @@
+"""Distribution from outside the model: process group, FSDP2, activation checkpointing, compile.
+
+The same trainer runs as one plain process (CPU or one GPU) or as several processes under `torchrun`
+(gloo on CPU, NCCL on GPUs). The model file knows nothing of this; `wrap_model` applies, per block:
+    1. activation checkpointing (torch.distributed._composable.checkpoint: keeps parameter names),
+    2. torch.compile (nn.Module.compile: in place, keeps parameter names),
+    3. FSDP2 `fully_shard` (parameters become DTensor shards), then `fully_shard` on the root,
+with bf16 parameters for compute and fp32 gradient reduction on CUDA (MixedPrecisionPolicy).
+State dicts always travel as whole ("full") tensors, so a checkpoint loads into any number of
+processes and into a plain model.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class DistEnv:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # True when setup() created the process group (and teardown ends it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def initialized(self) -> bool:
+        return dist.is_available() and dist.is_initialized()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup(force_group: bool = False) -> DistEnv:
+    """Join (or start) the process group described by torchrun's environment, if any.
+
+    An already initialised group (e.g. from torch.multiprocessing.spawn) is used as it is.
+    `force_group` starts a one-process group so FSDP can wrap a single process.
+    """
+    cuda = torch.cuda.is_available()
+    owns = False
+    if not (dist.is_available() and dist.is_initialized()):
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 or force_group:
+            if world == 1:
+                os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+                os.environ.setdefault("MASTER_PORT", str(free_port()))
+                os.environ.setdefault("RANK", "0")
+                os.environ.setdefault("WORLD_SIZE", "1")
+            dist.init_process_group("nccl" if cuda else "gloo")
+            owns = True
+    if dist.is_available() and dist.is_initialized():
+        rank, world = dist.get_rank(), dist.get_world_size()
+        local_rank = int(os.environ.get("LOCAL_RANK", rank % max(1, torch.cuda.device_count()) if cuda else 0))
+    else:
+        rank, world, local_rank = 0, 1, 0
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    return DistEnv(rank, world, local_rank, device, owns)
+
+
+def teardown(env: DistEnv, clean: bool = True) -> None:
+    """End the group setup() started. After a clean run the processes leave together (one leaving
+    mid-collective aborts its peers); after an error nobody waits for the others."""
+    if env.owns_group and dist.is_initialized():
+        if clean:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
+def barrier(env: DistEnv) -> None:
+    if env.initialized:
+        dist.barrier()
+
+
+def all_reduce_sum(x: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """Sum over processes. gloo reduces CPU tensors, NCCL CUDA tensors: move to the env's device."""
+    if not env.initialized:
+        return x
+    y = x.to(env.device)
+    dist.all_reduce(y)
+    return y.to(x.device)
+
+
+def broadcast_object(obj, env: DistEnv):
+    if not env.initialized:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# precision
+# ------------------------------------------------------------------------------------------------
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """"auto" -> bf16 on CUDA, fp32 elsewhere."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype, sharded: bool):
+    """Mixed precision for an unsharded model (FSDP does it with its policy instead)."""
+    if sharded or dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# wrapping
+# ------------------------------------------------------------------------------------------------
+
+def wrap_model(model: nn.Module, env: DistEnv, *, shard: bool, dtype: torch.dtype,
+               activation_checkpointing: bool = False, compile: bool = False) -> nn.Module:
+    """Apply activation checkpointing, compile and FSDP2 per block (`model.layers`), then FSDP2 on the root.
+
+    Parameter names are unchanged, so state dicts keep the official key names.
+    """
+    blocks = list(model.layers)
+    if activation_checkpointing:
+        from torch.distributed._composable import checkpoint
+
+        for block in blocks:
+            checkpoint(block)
+    if compile:
+        for block in blocks:
+            block.compile()
+    if shard:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mesh = init_device_mesh(env.device.type, (env.world,))
+        policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+        for block in blocks:
+            fully_shard(block, mesh=mesh, mp_policy=policy)
+        fully_shard(model, mesh=mesh, mp_policy=policy)
+        # An image's output is a view (its first frame); we never modify it in place.
+        warnings.filterwarnings("ignore", message=".*returned a view tensor.*")
+    return model
+
+
+def is_sharded(model: nn.Module) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def set_gradient_sync(model: nn.Module, sync: bool) -> None:
+    """Under FSDP, skip the gradient reduce-scatter for all but the last backward of a step."""
+    if hasattr(model, "set_requires_gradient_sync"):
+        model.set_requires_gradient_sync(sync)
+
+
+# ------------------------------------------------------------------------------------------------
+# full tensors <-> shards
+# ------------------------------------------------------------------------------------------------
+
+def full_tensor(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of a DTensor shard (collective), or the tensor itself."""
+    from torch.distributed.tensor import DTensor
+
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+def shard_like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Cut a whole tensor into the shard `like` holds (same mesh and placements), or return it as is."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if isinstance(like, DTensor):
+        return distribute_tensor(full.to(like.device), like.device_mesh, like.placements)
+    return full.to(like.device)
+
+
+def _options(**kw):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, **kw)
+
+
+def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Whole fp32 tensors on CPU, official key names (collective under FSDP)."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    sd = get_model_state_dict(model, options=_options(cpu_offload=is_sharded(model)))
+    return {k: v.detach().float().cpu().contiguous() for k, v in sd.items()}
+
+
+def load_model_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]) -> None:
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+    from ..model import clean_state_dict
+
+    set_model_state_dict(model, clean_state_dict(sd), options=_options(strict=True))
+
+
+def optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Optimizer state keyed by parameter names, whole tensors on CPU (collective under FSDP)."""
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=_options(cpu_offload=is_sharded(model)))
+
+
+def load_optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer, osd: dict) -> None:
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+    # strict=False: parameters that never had a gradient (pad_token, patch embedders of tasks not yet
+    # trained) have no AdamW state to restore.
+    set_optimizer_state_dict(model, optimizer, osd, options=_options(strict=False))
+
+
+# ------------------------------------------------------------------------------------------------
+# memory
+# ------------------------------------------------------------------------------------------------
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak accelerator memory (CUDA) or peak resident memory of this process (CPU), in MiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    except Exception:  # pragma: no cover - non-POSIX
+        return float("nan")

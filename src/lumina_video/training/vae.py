@@ -1,0 +1,262 @@
+"""Train a small CogVideoX-architecture VAE, for models that cannot use the released one (the bundled
+demo model: a tiny `AutoencoderKLCogVideoX` trained here on the synthetic dataset).
+
+    lumina-video train-vae configs/demo_vae.yaml [key=value ...]
+
+The loss is the usual one for a KL autoencoder, on pixels in [-1, 1]:
+    z ~ q(z | x) (reparameterised),  x' = decode(z)
+    loss = mean|x' - x| + mse_weight * mean(x' - x)^2 + kl_weight * KL(q(z | x) || N(0, I))
+(the reconstruction terms are means over pixel values, the KL a sum over an item's latent values).
+The EMA warms up: decay min(ema_decay, (1 + step) / (10 + step)), so the random init fades fast.
+Images (1 frame) and clips (8m+1 frames) are batched by shape; each batch is a random crop of
+`crop` x `crop` pixels (the VAE is convolutional, so it is trained on crops and used at any size).
+One process; checkpoints, EMA, logs and resume as in the DiT trainer. The EMA weights are exported to
+RUN/final as a `VideoVAE` folder, with a reconstruction report (PSNR per held-out item, a PNG grid).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .. import io as lv_io
+from .checkpoint import CheckpointManager, set_rng_state
+from .config import ConfigError, apply_override, from_dict, to_dict
+from .distributed import DistEnv
+from .ema import EMA
+from .metrics import RunLog
+
+
+@dataclass
+class VAEArchConfig:
+    """The `tiny_config` of encoders/vae.py: CogVideoX blocks, 8x spatial / 4x temporal compression."""
+    latent_channels: int = 16
+    channels: int = 32
+    layers_per_block: int = 1
+    norm_num_groups: int = 8
+
+
+@dataclass
+class VAETrainConfig:
+    run_dir: str = "runs/vae"
+    seed: int = 0
+    manifest: str = ""
+    arch: VAEArchConfig = field(default_factory=VAEArchConfig)
+    init_from: str | None = None      # a VideoVAE folder to continue from
+    size: int = 128                   # bucket size the media are resized to
+    crop: int = 64                    # random crop (multiple of 8) that is actually trained
+    fps: float = 8.0
+    num_frames: int = 9               # 8m+1 frames per clip (round trips through the VAE's frame rules)
+    batch_size: int = 4
+    steps: int = 2000
+    lr: float = 3e-4
+    kl_weight: float = 1e-6
+    mse_weight: float = 1.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 250
+    keep_last: int = 2
+    log_every: int = 25
+    holdout: int = 8                  # items kept out of training for the final report
+
+
+def load_vae_config(path=None, overrides=()) -> VAETrainConfig:
+    data = {}
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    for o in overrides:
+        apply_override(data, o)
+    cfg = from_dict(VAETrainConfig, data)
+    if cfg.crop % 8 or cfg.crop < 16 or cfg.crop > cfg.size:
+        raise ConfigError(f"crop must be a multiple of 8 in [16, size={cfg.size}], got {cfg.crop}")
+    if (cfg.num_frames - 1) % 8:
+        raise ConfigError(f"num_frames must be 1 or 8m+1 (9, 17, ...): the VAE encodes 4k+1 frames to k+1 latent "
+                          f"frames and decodes T of them back to 4T-3 frames only when T is odd; got {cfg.num_frames}")
+    if not cfg.manifest or not Path(cfg.manifest).is_file():
+        raise ConfigError(f"manifest {cfg.manifest!r} does not exist (make one with `lumina-video synth`)")
+    return cfg
+
+
+def random_crop(x: torch.Tensor, crop: int, gen: torch.Generator) -> torch.Tensor:
+    """(B, 3, F, H, W) -> (B, 3, F, crop, crop), the same window for the whole batch."""
+    h, w = x.shape[-2:]
+    top = int(torch.randint(0, h - crop + 1, (1,), generator=gen)) if h > crop else 0
+    left = int(torch.randint(0, w - crop + 1, (1,), generator=gen)) if w > crop else 0
+    return x[..., top:top + min(crop, h), left:left + min(crop, w)]
+
+
+def vae_loss(ae, x: torch.Tensor, cfg: VAETrainConfig) -> tuple[torch.Tensor, dict]:
+    """The loss of the module docstring for pixels x (B, 3, F, H, W); returns (loss, parts)."""
+    posterior = ae.encode(x).latent_dist
+    recon = ae.decode(posterior.sample()).sample
+    l1 = (recon - x).abs().mean()
+    mse = (recon - x).pow(2).mean()
+    kl = posterior.kl().mean()  # summed over an item's latent values, averaged over the batch
+    loss = l1 + cfg.mse_weight * mse + cfg.kl_weight * kl
+    return loss, {"l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of pixels in [-1, 1]."""
+    mse = float(((a.clamp(-1, 1) - b) / 2).pow(2).mean())
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def train_vae(cfg: VAETrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
+    """Run (or resume) a VAE training; returns a summary with the final PSNR when finished."""
+    from ..data.buckets import BucketBatchSampler
+    from ..data.dataset import MediaDataset, collate
+    from ..data.manifest import read_manifest
+    from ..encoders.vae import VideoVAE, tiny_config
+
+    # 1. run folder, resolved config
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    config_text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    lv_io.write_text(run / "config.yaml", config_text)
+    torch.manual_seed(cfg.seed)
+
+    # 2. data: the last `holdout` usable records are kept out for the report
+    records = read_manifest(cfg.manifest)
+    ds = MediaDataset(records, size=cfg.size, fps=cfg.fps, num_frames=cfg.num_frames, system_prompts={},
+                      seed=cfg.seed)
+    keys = ds.group_keys()
+    usable = [i for i, k in enumerate(keys) if k is not None]
+    held = set(usable[-cfg.holdout:]) if cfg.holdout else set()
+    train_keys = [None if i in held else k for i, k in enumerate(keys)]
+    sampler = BucketBatchSampler(train_keys, cfg.batch_size, shuffle=True, drop_last=True, seed=cfg.seed)
+    if len(sampler) == 0:
+        raise ConfigError(f"no full batch of {cfg.batch_size} in {cfg.manifest} ({ds.report()})")
+
+    # 3. model, EMA, optimizer
+    if cfg.init_from:
+        vae = VideoVAE.from_pretrained(cfg.init_from)
+    else:
+        vae = VideoVAE.from_config(tiny_config(**vars(cfg.arch)))
+    ae = vae.vae.train().requires_grad_(True)
+    ema = EMA(ae, cfg.ema_decay)
+    opt = torch.optim.AdamW(ae.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    crop_gen = torch.Generator().manual_seed(cfg.seed)
+
+    # 4. resume
+    ckpts = CheckpointManager(run / "checkpoints", DistEnv(), keep_last=cfg.keep_last)
+    ckpts.remove_partial()
+    step, epoch, position = 0, 0, 0
+    latest = ckpts.latest()
+    if latest is not None:
+        ck = ckpts.load(latest)
+        ae.load_state_dict(ck["model"])
+        ema.load_full_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        step, epoch, position = ck["state"]["step"], ck["state"]["epoch"], ck["state"]["position"]
+        crop_gen.set_state(torch.tensor(ck["state"]["crop_rng"], dtype=torch.uint8))
+        if ck["rng"] is not None:
+            set_rng_state(ck["rng"])
+
+    def save():
+        state = dict(epoch=epoch, position=position, crop_rng=crop_gen.get_state().tolist())
+        return ckpts.save(step, model={k: v.detach().contiguous() for k, v in ae.state_dict().items()},
+                          ema=ema.full_state_dict(), optimizer=opt.state_dict(), state=state, config_text=config_text)
+
+    # 5. the loop: one batch per step, epochs of bucketed batches in a seeded order
+    log = RunLog(run, enabled=True, start_step=step, total_steps=cfg.steps, progress=progress)
+    end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    t0, seen = time.perf_counter(), 0
+    while step < end:
+        sampler.set_epoch(epoch)
+        ds.set_epoch(epoch)
+        batches = list(sampler)
+        for batch_idx in batches[position:]:
+            if step >= end:
+                break
+            position += 1
+            batch = collate([ds[i] for i in batch_idx])
+            if batch is None:
+                continue
+            x = random_crop(batch["pixels"], cfg.crop, crop_gen)
+            loss, parts = vae_loss(ae, x, cfg)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise RuntimeError(f"non-finite VAE loss at step {step + 1}; the last good checkpoint is {ckpts.latest()}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = float(torch.nn.utils.clip_grad_norm_(ae.parameters(), cfg.grad_clip))
+            opt.step()
+            ema.update(ae, decay=min(cfg.ema_decay, (1 + step) / (10 + step)))
+            step += 1
+            seen += x.shape[0]
+            log.step_done(loss_value)
+            if step % cfg.log_every == 0 or step == end:
+                dt = time.perf_counter() - t0
+                log.write(dict(step=step, stage="vae", loss=loss_value, **{f"loss/{k}": v for k, v in parts.items()},
+                               grad_norm=gnorm, lr=cfg.lr, samples_per_s=seen / dt, tokens_per_s=0.0))
+                t0, seen = time.perf_counter(), 0
+            if step % cfg.checkpoint_every == 0:
+                save()
+        else:
+            epoch, position = epoch + 1, 0
+    log.plot()
+    log.close()
+    if ckpts.latest() is None or int(ckpts.latest().name.split("_")[1]) != step:
+        save()
+    if step < cfg.steps:
+        return {"step": step, "finished": False, "run_dir": str(run)}
+
+    # 6. export the EMA weights and report reconstructions of held-out items
+    averaged = ema.full_state_dict()
+    with torch.no_grad():
+        for name, p in ae.named_parameters():
+            p.copy_(averaged[name])
+    final = VideoVAE(ae.eval())
+    final.save_pretrained(run / "final")
+    report = reconstruction_report(final, [ds[i] for i in sorted(held)], run)
+    lv_io.write_json(run / "final_report.json", report)
+    return {"step": step, "finished": True, "run_dir": str(run), **report}
+
+
+@torch.no_grad()
+def reconstruction_report(vae, items: list, run: Path) -> dict:
+    """PSNR of each held-out item through encode/decode, and `recon.png` (top: input, bottom: output)."""
+    items = [it for it in items if it is not None]
+    scores, tiles = [], []
+    for it in items:
+        x = it["pixels"][None]
+        y = vae.decode(vae.encode(x))
+        scores.append(psnr(y, x))
+        mid = x.shape[2] // 2
+        tiles.append(torch.cat([x[0, :, mid], y[0, :, mid]], dim=1))  # (3, 2H, W)
+    if tiles:
+        h = max(t.shape[1] for t in tiles)
+        grid = torch.cat([torch.nn.functional.pad(t, (0, 0, 0, h - t.shape[1]), value=1) for t in tiles], dim=2)
+        img = ((grid.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+        from ..data.video_io import write_image
+
+        write_image(run / "recon.png", np.ascontiguousarray(img))
+    return {"holdout_psnr_db": [round(s, 2) for s in scores],
+            "mean_psnr_db": round(float(np.mean(scores)), 2) if scores else None}
+
+
+def add_cli_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config (see VAETrainConfig)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=500 arch.channels=16")
+    p.add_argument("--stop-at", type=int, default=None, help="stop (with a checkpoint) at this step")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cli_main(args) -> int:
+    cfg = load_vae_config(args.config, args.overrides)
+    out = train_vae(cfg, progress=not args.no_progress, stop_at=args.stop_at)
+    if out["finished"]:
+        print(f"VAE trained for {out['step']} steps: held-out PSNR {out['mean_psnr_db']} dB -> {out['run_dir']}/final "
+              f"(reconstructions: {out['run_dir']}/recon.png)")
+    else:
+        print(f"stopped at step {out['step']}; run the same command again to continue ({out['run_dir']})")
+    return 0
