@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("lumina_video.data.synthetic", "render the synthetic dataset (clips, images, manifest with ground truth)"),
     "train": ("lumina_video.training.cli", "train a model: multi-task, multi-scale flow matching (YAML config)"),
     "eval": ("lumina_video.eval.run", "score videos: VBench-style dimensions, prompt attribute checks, reports"),
+    "serve": ("lumina_video.serve", "web demo: a Gradio page for generating videos (127.0.0.1 unless --share-on-network)"),
 }
 
 

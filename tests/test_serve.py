@@ -1,0 +1,262 @@
+"""`lumina-video serve` without a browser: the page's limits come from the pipeline's own checks,
+bad requests get a specific message, a request makes a playable mp4 + its settings, with progress."""
+import json
+
+import av
+import numpy as np
+import pytest
+
+from lumina_video import serve
+from lumina_video.cli import main
+from lumina_video.data.vocab import parse_caption
+from lumina_video.sampling import SamplingConfig
+from lumina_video.serve import Generator, Limits, Request, check_request, demo_examples, model_limits
+from lumina_video.testing import make_tiny_pipeline
+
+STEPS = 2
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    sampling = SamplingConfig.preset("f24F96R960-MultiScale").replace(steps=STEPS).to_official()
+    return make_tiny_pipeline(defaults=dict(height=32, width=64, num_frames=16, sampling=sampling,
+                                            vocabulary="synthetic"))
+
+
+@pytest.fixture(scope="module")
+def limits(pipe):
+    return model_limits(pipe)
+
+
+def _accepted_by_pipeline(pipe, frames):
+    try:
+        pipe.latent_shape(1, 32, 32, frames, pipe.resolve_sampling(multiscale=False))
+    except ValueError:
+        return False
+    return True
+
+
+def test_limits_default_to_the_model_defaults(pipe, limits):
+    # sizes: multiples of 32 = VAE 8x times the largest patch 4; caps: the model's default size and frames
+    assert limits == Limits(size_step=32, max_height=64, max_width=64, frame_choices=(1, 8, 9, 16), max_steps=100)
+    # the frame choices are exactly the counts the pipeline accepts (1, 8m, 8m + 1)
+    assert [f for f in range(1, 17) if _accepted_by_pipeline(pipe, f)] == list(limits.frame_choices)
+
+
+def test_limits_stop_at_the_model_rope_table(pipe):
+    big = model_limits(pipe, max_size=4096, max_frames=300, max_steps=7)
+    # RoPE table: 128 height/width tokens of the finest patch p = 2 -> 128 * 2 * 8 px; 64 latent frames
+    # (temporal patch 1) -> 4 * 64 = 256 frames (257 would need 65)
+    assert (big.max_height, big.max_width, big.frame_choices[-1], big.max_steps) == (2048, 2048, 256, 7)
+    with pytest.raises(ValueError, match="max_frames must be a positive integer"):
+        model_limits(pipe, max_frames=0)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(prompt=""), "prompt is empty"),
+    (dict(prompt="   \n"), "prompt is empty"),
+    (dict(height=96), r"height 96 px is out of range: accepted 32 to 64 px in steps of 32"),
+    (dict(width=0), r"width 0 px is out of range"),
+    (dict(height=48), r"height must be a positive multiple of 32"),  # the pipeline's own message
+    (dict(width=32.5), r"width must be a whole number"),
+    (dict(num_frames=24), r"Too many frames: 24 requested, this server allows at most 16"),
+    (dict(num_frames=10), r"1, 8m or 8m \+ 1 frames"),  # the VAE's rule, from the pipeline
+    (dict(num_frames=9, multiscale=True), r"needs an even number"),  # temporal patch 2 of multi-scale
+    (dict(steps=0), r"steps 0 is out of range: accepted 1 to 100"),
+    (dict(steps=101), r"steps 101 is out of range"),
+    (dict(seed=-1), r"seed -1 is out of range"),
+    (dict(guidance_scale=-1.0), r"guidance_scale must be a number >= 0"),
+])
+def test_bad_requests_get_a_specific_message(pipe, limits, changes, message):
+    req = dict(prompt="a red circle moving to the right", multiscale=False) | changes
+    with pytest.raises(ValueError, match=message):
+        check_request(pipe, limits, Request(**req))
+
+
+def test_check_fills_the_model_defaults(pipe, limits):
+    config, req = check_request(pipe, limits, Request("a red circle", num_frames=9.0, multiscale=False, seed=3.0))
+    assert (req.height, req.width, req.num_frames, req.steps, req.seed, req.negative_prompt) == (32, 64, 9, STEPS, 3, "")
+    assert type(req.num_frames) is int and not config.is_multiscale()
+    config, req = check_request(pipe, limits, Request("a red circle"))
+    assert config.is_multiscale() and req.num_frames == 16 and req.seed is None
+
+
+def test_examples_only_for_the_demo_model(pipe):
+    examples = demo_examples(pipe)
+    assert len(examples) >= 4 and all(parse_caption(e) is not None for e in examples)
+    assert len({parse_caption(e)["color"] for e in examples}) >= 4
+    other = make_tiny_pipeline(defaults=dict(sampling=pipe.defaults["sampling"]))
+    assert demo_examples(other) == []
+
+
+class _Recorder:
+    """Stands in for gr.Progress, which has len() == 0 until it tracks an iterable."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __len__(self):
+        return 0
+
+    def __call__(self, progress, desc=None, unit="steps"):
+        self.calls.append((progress, desc))
+
+
+def _decode(path):
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])])
+
+
+def test_generator_writes_video_and_settings_with_progress(pipe, limits, tmp_path, monkeypatch):
+    import lumina_video.data.video_io as video_io
+
+    written, write_video = [], video_io.write_video  # the frames handed to the package's one video writer
+    monkeypatch.setattr(video_io, "write_video", lambda path, frames, fps: (written.append(frames.copy()),
+                                                                             write_video(path, frames, fps)))
+    gen = Generator(pipe, limits, tmp_path / "videos", model_name="tiny")
+    progress = _Recorder()
+    req = Request("a blue square moving up", "blurry", motion_score=4.0, negative_motion_score=1.0,
+                  multiscale=True, steps=3, guidance_scale=5.0, seed=11, height=32, width=64, num_frames=8)
+    video, record, settings = gen(req, progress)
+    assert video.suffix == ".mp4" and video.parent == record.parent and video.parent.parent == tmp_path / "videos"
+    frames = _decode(video)
+    assert frames.shape == (8, 32, 64, 3)
+    assert json.loads(record.read_text()) == settings
+    assert (settings["prompt"], settings["negative_prompt"], settings["seed"], settings["num_frames"]) == \
+        ("a blue square moving up", "blurry", 11, 8)
+    assert settings["sampling"]["steps"] == 3 and settings["sampling"]["motion"] == 4.0
+    assert settings["sampling"]["multiscale"] is True and settings["model"] == "tiny"
+    assert [p for p, d in progress.calls if d == "denoising"] == [(1, 3), (2, 3)]
+    assert [d for _, d in progress.calls if d != "denoising"] == ["encoding the prompt", "decoding the video",
+                                                                  "writing the video"]
+    # the same seed gives the same frames (the H.264 bytes themselves may differ between encodes);
+    # a random seed is reported and differs
+    video2, _, _ = gen(req)
+    assert video2 != video and len(written) == 2 and np.array_equal(written[0], written[1])
+    _, _, s3 = gen(Request("a blue square moving up", steps=1, num_frames=1))
+    _, _, s4 = gen(Request("a blue square moving up", steps=1, num_frames=1))
+    assert isinstance(s3["seed"], int) and s3["seed"] != s4["seed"]
+
+
+def test_generator_refuses_work_after_close(pipe, limits, tmp_path):
+    gen = Generator(pipe, limits, tmp_path)
+    gen.close()
+    with pytest.raises(serve.ServerClosing):
+        gen(Request("a red circle", steps=1, num_frames=1))
+
+
+def test_host_is_loopback_unless_opened():
+    assert serve.resolve_host(None, False) == "127.0.0.1"
+    assert serve.resolve_host("::1", False) == "::1"
+    assert serve.resolve_host(None, True) == "0.0.0.0"
+    with pytest.raises(ValueError, match="cannot be combined with --host 127.0.0.1"):
+        serve.resolve_host("127.0.0.1", True)
+
+
+def test_cli_without_a_model_fails_like_generate(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LUMINA_VIDEO_MODEL", str(tmp_path / "absent"))
+    assert main(["serve"]) == 2
+    served = capsys.readouterr().err
+    assert main(["generate", "a red circle", "--out", str(tmp_path / "out")]) == 2
+    generated = capsys.readouterr().err
+    assert "default model folder" in served and "does not exist" in served
+    assert served.split("error: ", 1)[1] == generated.split("error: ", 1)[1]
+    assert main(["serve", "--model", str(tmp_path)]) == 2
+    assert "not a complete Lumina-Video pipeline folder" in capsys.readouterr().err
+
+
+def test_cli_refuses_bad_options(tmp_path, capsys):
+    assert main(["serve", "--share-on-network", "--host", "127.0.0.1"]) == 2
+    assert "cannot be combined" in capsys.readouterr().err
+    assert main(["serve", "--queue-size", "0"]) == 2
+    assert "--queue-size must be >= 1" in capsys.readouterr().err
+
+
+def test_page_values_stay_within_the_limits(pipe):
+    v = serve.page_values(pipe, model_limits(pipe))
+    assert (v["height"], v["width"], v["num_frames"], v["steps"], v["multiscale"]) == (32, 64, 16, STEPS, True)
+    assert (v["motion"], v["negative_motion"], v["guidance"]) == (6.0, 2.0, 20.0)  # the preset's
+    small = model_limits(pipe, max_size=32, max_frames=9, max_steps=1)
+    v = serve.page_values(pipe, small)
+    # 9 frames are on offer (single-scale) but the default multi-scale schedule needs 8m: start at 8
+    assert (v["height"], v["width"], v["num_frames"], v["steps"]) == (32, 32, 8, 1)
+
+
+def test_page_builds_when_a_limit_allows_one_value(pipe):
+    gr = pytest.importorskip("gradio")
+    demo = serve.build_app(pipe, limits=model_limits(pipe, max_size=32, max_steps=1), queue_size=2)
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    assert isinstance(by_id["height"], gr.Number) and by_id["height"].value == 32  # Gradio sliders need lo < hi
+    assert isinstance(by_id["steps"], gr.Number) and isinstance(by_id["guidance"], gr.Slider)
+    assert by_id["frames"].choices == [(str(f), f) for f in (1, 8, 9, 16)]
+    assert demo._queue.max_size == 2
+
+
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve") / "tiny"
+    make_tiny_pipeline(folder, defaults=dict(vocabulary="synthetic"))
+    return folder
+
+
+def test_demo_marker_survives_the_model_folder(model_dir):
+    from lumina_video.pipeline import LuminaVideoPipeline
+
+    assert demo_examples(LuminaVideoPipeline.from_pretrained(model_dir)) != []
+
+
+def test_cli_serves_on_loopback_and_cleans_up_on_sigterm(model_dir, tmp_path):
+    """The real command in a subprocess: it answers on 127.0.0.1, and `kill` removes its files."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    pytest.importorskip("gradio")
+    import lumina_video
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=os.pathsep.join(
+        [str(Path(lumina_video.__file__).parents[1])] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    proc = subprocess.Popen([sys.executable, "-m", "lumina_video.cli", "serve", "--model", str(model_dir),
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while not any(line.startswith("serving on") for line in lines) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        assert any(f"serving on http://localhost:{port}" in line for line in lines), "".join(lines)
+        assert not any("NETWORK" in line for line in lines)  # the banner is only for --share-on-network
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
+            assert r.status == 200 and b"gradio" in r.read().lower()
+        assert len(list(tmp_path.glob("lumina-video-serve-*"))) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(tmp_path.glob("lumina-video-serve-*")) == []
+
+
+def test_cli_reports_a_busy_port(model_dir, capsys):
+    import socket
+
+    pytest.importorskip("gradio")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["serve", "--model", str(model_dir), "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in capsys.readouterr().err
