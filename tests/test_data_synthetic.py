@@ -97,3 +97,24 @@ def test_cli_synth(tmp_path, capsys):
     records = read_manifest(tmp_path / "manifest.jsonl")
     assert len(records) == 3 and all(r["width"] == 32 for r in records)
     assert main(["synth", str(tmp_path), "--n", "3", "--size", "33"]) == 2  # a clear error, not a traceback
+
+
+def test_holdout_pairs_go_to_their_own_manifest(tmp_path):
+    from lumina_video.data.manifest import read_manifest
+    from lumina_video.data.synthetic import make_dataset, parse_pairs
+
+    pairs = parse_pairs("red triangle, green circle")
+    assert pairs == [("red", "triangle"), ("green", "circle")]
+    full = read_manifest(make_dataset(tmp_path / "a", n=60, size=32, frames=4))
+    train = read_manifest(make_dataset(tmp_path / "b", n=60, size=32, frames=4, holdout_pairs=pairs))
+    held = read_manifest(tmp_path / "b" / "heldout.jsonl")
+    assert held and all((r["color"], r["shape"]) in pairs for r in held)
+    assert not any((r["color"], r["shape"]) in pairs for r in train)
+    assert len(train) + len(held) == len(full)
+    name = lambda r: (r["path"].rsplit("/", 1)[-1], r["caption"])  # noqa: E731 - same items, split in two
+    assert sorted(map(name, full)) == sorted(map(name, train + held))
+    import pytest
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        make_dataset(tmp_path / "c", n=2, size=32, frames=4, holdout_pairs=[("pink", "circle")])
+    with pytest.raises(ValueError, match="must be 'COLOUR SHAPE'"):
+        parse_pairs("red")

@@ -178,12 +178,20 @@ def sample_attrs(rng: np.random.Generator, size: int, frames: int, kind: str, tw
 def make_dataset(out_dir, n: int, size: int = 64, frames: int = 16, fps: float = 8, seed: int = 0,
                  image_fraction: float = 0.15, static_fraction: float = 0.15,
                  two_object_fraction: float = 0.0, background_caption_prob: float = 0.5,
-                 progress: bool = False) -> Path:
+                 holdout_pairs=(), progress: bool = False) -> Path:
     """Render n items into out_dir (videos/*.mp4, images/*.png) and write out_dir/manifest.jsonl
     (and synth.json, the arguments).
 
     Item i depends only on (seed, i), so a larger n extends a smaller one. Returns the manifest path.
+    `holdout_pairs`: (colour, shape) pairs kept out of training. Items whose object is such a pair
+    are rendered as usual but listed in out_dir/heldout.jsonl instead of manifest.jsonl, so a model
+    can be tested on combinations of attributes it never saw.
     """
+    holdout = {tuple(pair) for pair in holdout_pairs}
+    for color, shape in holdout:
+        if color not in vocab.COLORS or shape not in vocab.SHAPES:
+            raise ValueError(f"holdout pair ({color!r}, {shape!r}) is not in the vocabulary; colours "
+                             f"{list(vocab.COLORS)}, shapes {list(vocab.SHAPES)}")
     if n < 1 or size < 16 or size % 2 or frames < 2 or fps <= 0:
         raise ValueError(f"need n >= 1, an even size >= 16, frames >= 2 and fps > 0; got n={n}, size={size}, "
                          f"frames={frames}, fps={fps}")
@@ -215,11 +223,14 @@ def make_dataset(out_dir, n: int, size: int = 64, frames: int = 16, fps: float =
         records.append({"path": str(out_dir / rel), "caption": caption, **media, "source": SOURCE,
                         "width": size, "height": size, **attrs, "texture_seed": tex_seed})
     manifest = out_dir / "manifest.jsonl"
-    write_manifest(manifest, records)
+    held = [r for r in records if (r.get("color"), r.get("shape")) in holdout]
+    write_manifest(manifest, [r for r in records if (r.get("color"), r.get("shape")) not in holdout])
+    if holdout:
+        write_manifest(out_dir / "heldout.jsonl", held)
     write_json(out_dir / "synth.json", {  # the parameters that reproduce this folder
         "n": n, "size": size, "frames": frames, "fps": fps, "seed": seed, "image_fraction": image_fraction,
         "static_fraction": static_fraction, "two_object_fraction": two_object_fraction,
-        "background_caption_prob": background_caption_prob})
+        "background_caption_prob": background_caption_prob, "holdout_pairs": sorted(holdout)})
     return manifest
 
 
@@ -241,6 +252,20 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--image-fraction", type=float, default=0.15)
     parser.add_argument("--static-fraction", type=float, default=0.15)
     parser.add_argument("--two-object-fraction", type=float, default=0.0)
+    parser.add_argument("--holdout", default="", metavar="PAIRS",
+                        help='(colour, shape) pairs kept out of manifest.jsonl and listed in heldout.jsonl, '
+                             'e.g. "red triangle,green circle"')
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """"red triangle, green circle" -> [("red", "triangle"), ("green", "circle")]."""
+    pairs = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        words = part.split()
+        if len(words) != 2:
+            raise ValueError(f"holdout pair {part!r} must be 'COLOUR SHAPE', e.g. 'red triangle'")
+        pairs.append((words[0], words[1]))
+    return pairs
 
 
 def cli_main(args) -> int:
@@ -249,6 +274,7 @@ def cli_main(args) -> int:
     manifest = make_dataset(args.out_dir, args.n, size=args.size, frames=args.frames, fps=args.fps,
                             seed=args.seed, image_fraction=args.image_fraction,
                             static_fraction=args.static_fraction,
-                            two_object_fraction=args.two_object_fraction, progress=True)
+                            two_object_fraction=args.two_object_fraction,
+                            holdout_pairs=parse_pairs(args.holdout), progress=True)
     print(f"wrote {manifest}: {summarize(read_manifest(manifest))}")
     return 0
