@@ -111,3 +111,21 @@ def test_cli_reports_config_errors(tmp_path, capsys):
 def test_shipped_configs_load(path):
     cfg = load_config(path)
     assert cfg.stages and all(t.sources for s in cfg.stages for t in s.tasks)
+
+
+def test_default_system_prompt_is_the_text_encoders_own():
+    """Training and generation must prefix the same system prompt."""
+    from lumina_video.encoders.text import TextEncoder
+    from lumina_video.training.config import DEFAULT_SYSTEM_PROMPT, TrainConfig
+    from lumina_video.training.trainer import resolve_system_prompt
+
+    minilm = TextEncoder.from_pretrained()
+    cfg = TrainConfig()
+    resolve_system_prompt(cfg, minilm)
+    assert cfg.default_system_prompt == minilm.system_prompt != DEFAULT_SYSTEM_PROMPT
+    cfg = TrainConfig(default_system_prompt="Mine: ")
+    resolve_system_prompt(cfg, minilm)
+    assert cfg.default_system_prompt == "Mine: "
+    cfg = TrainConfig()
+    resolve_system_prompt(cfg, object())  # a stand-in encoder without one: the SPEC prompt
+    assert cfg.default_system_prompt == DEFAULT_SYSTEM_PROMPT

@@ -131,7 +131,7 @@ class TrainConfig:
     t_sampling: str = "uniform"     # "uniform" | "logit_normal"
     logit_mean: float = 0.0
     logit_std: float = 1.0
-    default_system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    default_system_prompt: str | None = None  # None: the text encoder's own (Gemma: SPEC §6; MiniLM: short)
     video_motion_drop: float = 0.3  # SPEC §4
     image_motion_prob: float = 0.4
     log_every: int = 10

@@ -31,7 +31,7 @@ from torch import nn
 from .. import io as lv_io
 from . import distributed as D
 from .checkpoint import CheckpointManager, set_rng_state
-from .config import ConfigError, TrainConfig, dump_config
+from .config import DEFAULT_SYSTEM_PROMPT, ConfigError, TrainConfig, dump_config
 from .data import GlobalBatchOrder, TaskStream, bucket_keys, build_dataset, stable_seed, task_records
 from .ema import EMA
 from .metrics import RunLog
@@ -123,6 +123,14 @@ def load_vae(cfg: TrainConfig, device, needed: bool):
     return VideoVAE.from_pretrained(cfg.encoders.vae, device=device).eval().requires_grad_(False)
 
 
+def resolve_system_prompt(cfg: TrainConfig, text_encoder) -> None:
+    """Training must prefix the same system prompt that generation will: by default the text
+    encoder's own (`TextEncoder.system_prompt`: the SPEC §6 prompt for Gemma-2, a short one for
+    MiniLM). Written into the resolved config."""
+    if cfg.default_system_prompt is None:
+        cfg.default_system_prompt = getattr(text_encoder, "system_prompt", None) or DEFAULT_SYSTEM_PROMPT
+
+
 def make_optimizer(model: nn.Module, lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
     o = cfg.optim
     return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=o.betas,
@@ -203,6 +211,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
     on_the_fly = any(t.latents == "on_the_fly" for s in cfg.stages for t in s.tasks)
     vae = vae if vae is not None else load_vae(cfg, env.device, needed=on_the_fly)
     check_encoders_fit_model(model, text_encoder, vae)
+    resolve_system_prompt(cfg, text_encoder)
     captions = CaptionEncoder(text_encoder, cfg.encoders.text_cache)
 
     # -- 2. the run folder holds the resolved config -------------------------------------------
