@@ -6,14 +6,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LV="${LV:-.venv/bin/lumina-video}"
 DATA=runs/demo/data
+# (colour, shape) pairs the DiT never sees: the held-out evaluation asks for them
+HOLDOUT="red triangle,green circle,blue square,orange circle"
 
-# 1. the synthetic dataset: 128 px clips of 20 frames at 8 fps, still images, ground truth per record
-if [ ! -f "$DATA/manifest.jsonl" ]; then
-  "$LV" synth "$DATA" --n 3000 --size 128 --frames 20 --fps 8 --seed 0
+# 1. the synthetic dataset: 128 px clips of 20 frames at 8 fps and still images, ground truth per
+#    record; items with a held-out pair are listed in heldout.jsonl instead of manifest.jsonl
+if [ ! -f "$DATA/heldout.jsonl" ]; then
+  "$LV" synth "$DATA" --n 3000 --size 128 --frames 20 --fps 8 --seed 0 --holdout "$HOLDOUT"
 fi
 
-# 2. the VAE (configs/demo_vae.yaml)
+# 2. the VAE (configs/demo_vae.yaml); a finished run only re-exports
 "$LV" train-vae configs/demo_vae.yaml --no-progress
 
-# 3. motion scores with the same tool as real data (not from the ground truth)
+# 3. motion scores with the same tool as real data (not from the ground truth); resumable
 "$LV" motion "$DATA/manifest.jsonl"
+
+# 4. latents once per stage size: 17 frames (5 latent frames; training drops the first) and images
+for size in 64 128; do
+  "$LV" extract-latents "$DATA/manifest.jsonl" --vae runs/demo/vae/final --fps 8 --size "$size" \
+      --max-frames 17 --out "$DATA/latents$size.jsonl" --no-progress
+done
+
+# 5. the Multi-scale Next-DiT, two progressive stages (configs/demo.yaml); resumes from its checkpoints
+"$LV" train configs/demo.yaml --no-progress

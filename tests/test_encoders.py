@@ -88,7 +88,7 @@ def test_truncation_warns_and_names_prompt():
 
 def test_save_load_round_trip_keeps_features_and_settings(tmp_path):
     enc = TextEncoder.from_pretrained(system_prompt="Make a clip: ", max_length=64)
-    enc.save_pretrained(tmp_path / "text_encoder", tmp_path / "tokenizer")
+    enc.save_pretrained(tmp_path / "text_encoder", tmp_path / "tokenizer", copy_bundled=True)  # weights, not a reference
     assert not (tmp_path / "text_encoder" / "tokenizer_config.json").exists()
     assert (tmp_path / "tokenizer" / "tokenizer_config.json").exists()
     back = TextEncoder.from_pretrained(tmp_path / "text_encoder", tokenizer=tmp_path / "tokenizer")
@@ -243,3 +243,24 @@ def test_vae_save_load_round_trip(vae, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left behind
     with pytest.raises(FileNotFoundError, match="is not a VAE folder"):
         VideoVAE.from_pretrained(tmp_path / "missing")
+
+
+def test_bundled_minilm_is_saved_as_a_reference(tmp_path):
+    """The bundled text encoder is written as a few hundred bytes that point at its package, and
+    loads back to the same features; copy_bundled writes the weights."""
+    from lumina_video.encoders.text import BUNDLED_NAME, TextEncoder
+
+    enc = TextEncoder.from_pretrained(system_prompt="Make: ")
+    assert enc.bundled
+    enc.save_pretrained(tmp_path / "te", tmp_path / "tok")
+    size = sum(f.stat().st_size for f in (tmp_path / "te").iterdir()) + sum(
+        f.stat().st_size for f in (tmp_path / "tok").iterdir())
+    assert (tmp_path / "te" / BUNDLED_NAME).is_file() and size < 2000
+    back = TextEncoder.from_pretrained(tmp_path / "te", tokenizer=tmp_path / "tok")
+    assert back.bundled and back.system_prompt == "Make: "
+    a, ma = enc.encode(["a red circle"])
+    b, mb = back.encode(["a red circle"])
+    assert torch.equal(a, b) and torch.equal(ma, mb)
+    enc.save_pretrained(tmp_path / "full", copy_bundled=True)
+    assert (tmp_path / "full" / "config.json").is_file() and not (tmp_path / "full" / BUNDLED_NAME).exists()
+    assert not TextEncoder.from_pretrained(tmp_path / "full").bundled

