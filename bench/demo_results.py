@@ -44,8 +44,10 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true", help="smoke run: " + ", ".join(f"{k} {v}" for k, v in QUICK.items()))
     ap.add_argument("--seeds", type=int, help=f"seeds per held-out prompt (default {FULL['seeds']})")
     ap.add_argument("--prompts", type=int, help="held-out prompts used (default all: pairs x 5 motions)")
-    ap.add_argument("--motion-prompts", type=int, help=f"moving prompts in the motion experiments (default {FULL['motion_prompts']})")
-    ap.add_argument("--motion-seeds", type=int, help=f"seeds per prompt in the motion experiments (default {FULL['motion_seeds']})")
+    ap.add_argument("--motion-prompts", type=int,
+                    help=f"moving prompts in the motion experiments (default {FULL['motion_prompts']})")
+    ap.add_argument("--motion-seeds", type=int,
+                    help=f"seeds per prompt in the motion experiments (default {FULL['motion_seeds']})")
     ap.add_argument("--levels", type=int, help=f"motion scores in the sweep (default {FULL['levels']})")
     ap.add_argument("--steps", type=int, help="Euler steps (default: the model's)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -66,7 +68,7 @@ def motion_range(args) -> tuple[float, str]:
         return args.motion_max, "--motion-max"
     if args.manifest:
         top = demo.manifest_motion_max(read_manifest(args.manifest))
-        return top, f"95th percentile of the training manifest's video motion scores"
+        return top, "95th percentile of the training manifest's video motion scores"
     return demo.PAPER_MOTION_MAX, "the paper's scale; no training manifest given"
 
 

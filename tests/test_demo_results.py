@@ -249,3 +249,21 @@ def test_quick_run_end_to_end(tiny_folder, tmp_path, capsys):
         assert heading in md
     printed = capsys.readouterr().out
     assert printed.count("PASS") + printed.count("FAIL") == len(demo.THRESHOLDS)
+
+
+def test_motion_range_from_options_and_manifest(tmp_path):
+    from lumina_video.data.manifest import write_manifest
+
+    script = load_script()
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, [{"path": f"v{i}.mp4", "caption": "c", "type": "video", "motion_score": i / 10}
+                              for i in range(21)])
+    base = ["--model", "m", "--out", "o"]
+    assert script.motion_range(script.parse_args(base)) == (8.0, "the paper's scale; no training manifest given")
+    top, source = script.motion_range(script.parse_args(base + ["--manifest", str(manifest)]))
+    assert top == pytest.approx(1.9) and "95th percentile" in source
+    assert script.motion_range(script.parse_args(base + ["--manifest", str(manifest), "--motion-max", "3"]))[0] == 3.0
+    quick = script.parse_args(base + ["--quick", "--seeds", "2"])
+    assert (quick.seeds, quick.steps, quick.levels) == (2, 10, 3)  # explicit options win over --quick
+    with pytest.raises(SystemExit):
+        script.parse_args(base + ["--seeds", "0"])

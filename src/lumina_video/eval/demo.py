@@ -186,7 +186,8 @@ def ground_truth_record(prompt: str, seed: int, height: int, width: int, frames:
     rng = np.random.default_rng([seed, zlib.crc32(prompt.encode())])
     attrs = ground_truth_attrs(expected_from_prompt(prompt), height, frames, rng)
     clip = render_clip(attrs, height, frames, seed=int(rng.integers(2**31)))
-    return {"part": "ground_truth", "label": "", "prompt": prompt, "seed": seed, "error": None, **score_clip(clip, fps, prompt)}
+    return {"part": "ground_truth", "label": "", "prompt": prompt, "seed": seed, "error": None,
+            **score_clip(clip, fps, prompt)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,8 +243,8 @@ def sweep_summary(records: list[dict]) -> dict:
 
 def pairs_summary(records: list[dict], pairs: list[dict]) -> list[dict]:
     """Per Table 3 row: requested values, measured speed, dynamic degree, the paper's figure."""
-    return [{**row, **_group(_ok(records, "pairs", row["label"]), row["label"]), "paper_dynamic_degree": PAPER_TABLE3.get(row["label"])}
-            for row in pairs]
+    return [{**row, **_group(_ok(records, "pairs", row["label"]), row["label"]),
+             "paper_dynamic_degree": PAPER_TABLE3.get(row["label"])} for row in pairs]
 
 
 def ablation_summary(records: list[dict]) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import write_json, write_text
+from .demo import PAPER_TIME_RATIO
 from .report import DIMENSION_KIND, _save_figure
 
 ATTRIBUTE_NAMES = {"color": "colour", "shape": "shape", "motion": "moving / still", "direction": "direction",
@@ -33,7 +34,8 @@ def time_aware_text(value) -> str:
 def sampling_text(o: dict) -> str:
     """A sampling setting in the official format (SamplingConfig.to_official) in one line of words."""
     return (f"patches {time_aware_text(o['P'])}; shift {o['ts']:g}; guidance {time_aware_text(o['cfg'])}; "
-            f"renorm {time_aware_text(float(o['renorm'])) if o['renorm'] else 'off'}; motion {time_aware_text(o['motion'])}; "
+            f"renorm {time_aware_text(float(o['renorm'])) if o['renorm'] else 'off'}; "
+            f"motion {time_aware_text(o['motion'])}; "
             f"negative motion {time_aware_text(o['negMotion'])}")
 
 
@@ -112,13 +114,15 @@ def markdown_results(results: dict) -> str:
                      f"{_pct(acc.get('shape'))} | {_pct(acc.get('direction'))} | {_pct(dims['temporal_flickering'], 2)} | "
                      f"{_pct(dims['motion_smoothness'], 2)} | {_pct(dims['dynamic_degree'])} |")
     lines += ["", f"Relative time = total multi-scale / total single-scale denoising time (median per pair "
-              f"{_num(abl['time_ratio_median_pair'])}); the paper's combined schedule: 0.34, VBench total 82.94 vs 82.99.", ""]
+              f"{_num(abl['time_ratio_median_pair'])}); the paper's combined schedule: {PAPER_TIME_RATIO}, "
+              f"VBench total 82.94 vs 82.99.", ""]
 
     lines += [f"### Quality next to the ground truth ({qual['n_generated']} generated held-out clips, "
               f"{qual['n_ground_truth']} ground-truth clips of the same prompts)", "",
               "| dimension | generated (%) | ground truth (%) | how |", "|---|---:|---:|---|"]
     for d, kind in DIMENSION_KIND.items():
-        lines.append(f"| {d.replace('_', ' ')} | {_pct(qual['generated'][d], 2)} | {_pct(qual['ground_truth'][d], 2)} | {kind} |")
+        gen, gt = _pct(qual["generated"][d], 2), _pct(qual["ground_truth"][d], 2)
+        lines.append(f"| {d.replace('_', ' ')} | {gen} | {gt} | {kind} |")
     gt_acc = qual["ground_truth_attributes"].get("accuracy", {})
     lines += ["", "Attribute checks on the ground-truth clips (the checker's own ceiling): " +
               ", ".join(f"{ATTRIBUTE_NAMES[k]} {_pct(v)}%" for k, v in gt_acc.items() if v is not None) + "."]
