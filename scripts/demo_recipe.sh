@@ -29,3 +29,7 @@ done
 
 # 5. the Multi-scale Next-DiT, two progressive stages (configs/demo.yaml); resumes from its checkpoints
 "$LV" train configs/demo.yaml --no-progress
+
+# 6. ship it: copy RUN/final into the package (lumina_video/demo_model, <= 30 MB) and record the
+#    checksum of every file in configs/demo_model.sha256 (tests/test_demo_model.py checks them)
+.venv/bin/python -m lumina_video.demo install runs/demo/dit/final

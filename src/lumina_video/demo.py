@@ -1,0 +1,86 @@
+"""The bundled demo model: installing a trained pipeline into the package, and checking it.
+
+    python -m lumina_video.demo install runs/demo/dit/final     (the last step of scripts/demo_recipe.sh)
+    python -m lumina_video.demo verify
+
+`install` copies the pipeline folder to `lumina_video/demo_model` (atomically: it appears whole or
+not at all) and records the SHA-256 of every file in `configs/demo_model.sha256`, beside the recipe
+that produced it. `verify` recomputes them: the shipped weights are the ones the recipe recorded.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from pathlib import Path
+
+from . import io as lv_io
+from .pipeline import DEFAULT_MODEL_DIR, check_pipeline_folder
+
+MAX_BYTES = 30 * 1024 * 1024  # the package's budget for the bundled model
+CHECKSUMS = Path(__file__).resolve().parents[2] / "configs" / "demo_model.sha256"
+
+
+def file_digests(folder) -> dict[str, str]:
+    """{relative path: sha256} of every file under folder, sorted by path."""
+    folder = Path(folder)
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        out[path.relative_to(folder).as_posix()] = h.hexdigest()
+    return out
+
+
+def format_digests(digests: dict[str, str]) -> str:
+    return "".join(f"{d}  {name}\n" for name, d in digests.items())
+
+
+def parse_digests(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if line.strip():
+            digest, name = line.split(None, 1)
+            out[name.strip()] = digest
+    return out
+
+
+def install(source, target=DEFAULT_MODEL_DIR, checksums=CHECKSUMS) -> dict[str, str]:
+    """Copy a pipeline folder into the package and record its checksums. Returns the digests."""
+    source = check_pipeline_folder(source)
+    size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+    if size > MAX_BYTES:
+        raise ValueError(f"{source} holds {size / 2**20:.1f} MiB; the bundled model may take at most "
+                         f"{MAX_BYTES / 2**20:.0f} MiB (save the text encoder as a reference, weights in fp16/bf16)")
+    with lv_io.atomic_dir(target) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+    digests = file_digests(target)
+    lv_io.write_text(checksums, format_digests(digests))
+    return digests
+
+
+def verify(target=DEFAULT_MODEL_DIR, checksums=CHECKSUMS) -> list[str]:
+    """Names of files that differ from the recorded checksums (missing or extra files included)."""
+    recorded = parse_digests(Path(checksums).read_text())
+    found = file_digests(target)
+    return sorted(n for n in set(recorded) | set(found) if recorded.get(n) != found.get(n))
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["install"] and len(argv) == 2:
+        digests = install(argv[1])
+        print(f"installed {argv[1]} -> {DEFAULT_MODEL_DIR} ({len(digests)} files); checksums in {CHECKSUMS}")
+        return 0
+    if argv == ["verify"]:
+        bad = verify()
+        print("demo model matches its recorded checksums" if not bad else f"differs: {', '.join(bad)}")
+        return 1 if bad else 0
+    print("usage: python -m lumina_video.demo install PIPELINE_DIR | verify", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
