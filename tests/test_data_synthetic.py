@@ -118,3 +118,26 @@ def test_holdout_pairs_go_to_their_own_manifest(tmp_path):
         make_dataset(tmp_path / "c", n=2, size=32, frames=4, holdout_pairs=[("pink", "circle")])
     with pytest.raises(ValueError, match="must be 'COLOUR SHAPE'"):
         parse_pairs("red")
+
+
+def test_speed_words_in_some_captions_clips_unchanged(tmp_path):
+    """Half the moving objects' captions name their speed (the rest leave it to the motion score);
+    the choice never changes a rendered clip or any other attribute."""
+    import numpy as np
+
+    from lumina_video.data.manifest import read_manifest
+    from lumina_video.data.synthetic import make_dataset
+    from lumina_video.data.video_io import read_video
+    from lumina_video.data.vocab import parse_caption
+
+    always = read_manifest(make_dataset(tmp_path / "a", n=40, size=32, frames=4, speed_caption_prob=1.0))
+    half = read_manifest(make_dataset(tmp_path / "b", n=40, size=32, frames=4, speed_caption_prob=0.5))
+    moving = [(a, b) for a, b in zip(always, half) if a.get("direction")]
+    named = [parse_caption(b["caption"])["speed"] is not None for _, b in moving]
+    assert all(parse_caption(a["caption"])["speed"] == a["speed"] for a, _ in moving)
+    assert 0.25 < sum(named) / len(named) < 0.75
+    for a, b in zip(always, half):
+        assert {k: v for k, v in a.items() if k not in ("caption", "path")} == \
+               {k: v for k, v in b.items() if k not in ("caption", "path")}
+    va, vb = next((a, b) for a, b in moving)
+    assert np.abs(read_video(va["path"])[0].astype(int) - read_video(vb["path"])[0].astype(int)).max() <= 2

@@ -71,3 +71,16 @@ def test_spearman_matches_scipy_with_ties():
     assert A.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert A.spearman([1, 1, 1], [1, 2, 3]) is None
     assert list(A.rank([10, 20, 20, 5])) == [2.0, 3.5, 3.5, 1.0]
+
+
+def test_speed_is_checked_only_when_the_prompt_names_one():
+    from lumina_video.data.synthetic import render_clip
+    from lumina_video.eval.attributes import check_attributes, expected_from_prompt
+
+    attrs = dict(background="black", textured=False, color="red", shape="square", direction="right",
+                 speed_px=2.0, object_size=20, start_x=15, start_y=32)
+    frames = render_clip(attrs, size=64, frames=12)
+    unnamed = check_attributes(frames, expected_from_prompt("a red square moving to the right"))
+    named = check_attributes(frames, expected_from_prompt("a red square moving to the right quickly"))
+    assert unnamed["correct"]["speed"] is None and unnamed["correct"]["direction"] is True
+    assert named["correct"]["speed"] is True

@@ -156,15 +156,26 @@ def sample_object(rng: np.random.Generator, size: int, frames: int, static: bool
 
 
 def sample_attrs(rng: np.random.Generator, size: int, frames: int, kind: str, two_objects: bool = False,
-                 background_caption_prob: float = 0.5) -> dict:
-    """Attributes and caption of one item; kind is "video", "static" or "image"."""
+                 background_caption_prob: float = 0.5, speed_caption_prob: float = 1.0,
+                 caption_rng: np.random.Generator | None = None) -> dict:
+    """Attributes and caption of one item; kind is "video", "static" or "image".
+
+    A moving object's speed word is in the caption with probability `speed_caption_prob`, drawn from
+    `caption_rng` (so the choice never changes the rendered clip). Without it the caption leaves the
+    speed unspecified and only the motion score tells it: a model then has to learn motion control
+    from the motion condition rather than from the text alone."""
     frames = 1 if kind == "image" else frames
     static = kind != "video"
     first = sample_object(rng, size, frames, static)
     attrs = {"background": str(rng.choice(list(vocab.BACKGROUNDS))), "textured": bool(rng.random() < 0.5)}
     objs = [first] + ([sample_object(rng, size, frames, static, avoid_color=first["color"])] if two_objects else [])
     with_bg = rng.random() < background_caption_prob
-    parts = [vocab.caption(o["color"], o["shape"], o["direction"], o["speed"]) for o in objs]
+    caption_rng = caption_rng if caption_rng is not None else rng
+
+    def named_speed(o):  # no draw at all when every caption names its speed
+        return o["speed"] if speed_caption_prob >= 1 or caption_rng.random() < speed_caption_prob else None
+
+    parts = [vocab.caption(o["color"], o["shape"], o["direction"], named_speed(o)) for o in objs]
     text = " and ".join(parts)
     if with_bg:
         text += f" on a {attrs['background']} background"
@@ -178,7 +189,7 @@ def sample_attrs(rng: np.random.Generator, size: int, frames: int, kind: str, tw
 def make_dataset(out_dir, n: int, size: int = 64, frames: int = 16, fps: float = 8, seed: int = 0,
                  image_fraction: float = 0.15, static_fraction: float = 0.15,
                  two_object_fraction: float = 0.0, background_caption_prob: float = 0.5,
-                 holdout_pairs=(), progress: bool = False) -> Path:
+                 holdout_pairs=(), speed_caption_prob: float = 0.5, progress: bool = False) -> Path:
     """Render n items into out_dir (videos/*.mp4, images/*.png) and write out_dir/manifest.jsonl
     (and synth.json, the arguments).
 
@@ -209,7 +220,9 @@ def make_dataset(out_dir, n: int, size: int = 64, frames: int = 16, fps: float =
         u = (offset + i * GOLDEN) % 1.0  # low-discrepancy: the kind fractions hold closely for any n
         kind = "image" if u < image_fraction else "static" if u < image_fraction + static_fraction else "video"
         attrs = sample_attrs(rng, size, frames, kind, two_objects=bool(rng.random() < two_object_fraction),
-                             background_caption_prob=background_caption_prob)
+                             background_caption_prob=background_caption_prob,
+                             speed_caption_prob=speed_caption_prob,
+                             caption_rng=np.random.default_rng([seed, i, 1]))
         tex_seed = int(rng.integers(2**31))
         if kind == "image":
             rel = f"images/{i:06d}.png"
@@ -230,7 +243,8 @@ def make_dataset(out_dir, n: int, size: int = 64, frames: int = 16, fps: float =
     write_json(out_dir / "synth.json", {  # the parameters that reproduce this folder
         "n": n, "size": size, "frames": frames, "fps": fps, "seed": seed, "image_fraction": image_fraction,
         "static_fraction": static_fraction, "two_object_fraction": two_object_fraction,
-        "background_caption_prob": background_caption_prob, "holdout_pairs": sorted(holdout)})
+        "background_caption_prob": background_caption_prob, "holdout_pairs": sorted(holdout),
+        "speed_caption_prob": speed_caption_prob})
     return manifest
 
 
@@ -252,6 +266,9 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--image-fraction", type=float, default=0.15)
     parser.add_argument("--static-fraction", type=float, default=0.15)
     parser.add_argument("--two-object-fraction", type=float, default=0.0)
+    parser.add_argument("--speed-caption-prob", type=float, default=0.5,
+                        help="share of moving objects whose caption names their speed (the rest leave it "
+                             "to the motion score)")
     parser.add_argument("--holdout", default="", metavar="PAIRS",
                         help='(colour, shape) pairs kept out of manifest.jsonl and listed in heldout.jsonl, '
                              'e.g. "red triangle,green circle"')
@@ -275,6 +292,7 @@ def cli_main(args) -> int:
                             seed=args.seed, image_fraction=args.image_fraction,
                             static_fraction=args.static_fraction,
                             two_object_fraction=args.two_object_fraction,
-                            holdout_pairs=parse_pairs(args.holdout), progress=True)
+                            holdout_pairs=parse_pairs(args.holdout),
+                            speed_caption_prob=args.speed_caption_prob, progress=True)
     print(f"wrote {manifest}: {summarize(read_manifest(manifest))}")
     return 0

@@ -4,7 +4,7 @@ the attribute checks (eval/attributes.py) and the demo's prompts.
 Caption grammar (lower case, one object):
     "a {colour} {shape} moving {direction phrase} {speed word}"   e.g. "a red circle moving to the right quickly"
     ("an" before a vowel: "an orange square ...")
-    "a {colour} {shape} moving {direction phrase}"                (speed word omitted = "steadily")
+    "a {colour} {shape} moving {direction phrase}"                (no speed word: speed unspecified)
     "a {colour} {shape} staying still"                            (a static clip or a still image)
 optionally followed by " on a {background} background".
 """
@@ -33,7 +33,7 @@ DIRECTIONS: dict[str, tuple[int, int]] = {"right": (1, 0), "left": (-1, 0), "up"
 DIRECTION_PHRASES: dict[str, str] = {"right": "to the right", "left": "to the left", "up": "up", "down": "down"}
 # Speed words -> displacement in pixels per frame on a 64-pixel frame (scale with frame size / 64).
 SPEEDS: dict[str, float] = {"slowly": 0.5, "steadily": 1.0, "quickly": 2.0}
-DEFAULT_SPEED = "steadily"
+DEFAULT_SPEED = "steadily"  # the reference speed of a prompt that names none (e.g. ground-truth renders)
 
 
 def caption(color: str, shape: str, direction: str | None, speed: str | None = None,
@@ -48,7 +48,7 @@ def caption(color: str, shape: str, direction: str | None, speed: str | None = N
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; accepted: {list(DIRECTIONS)}")
         text = f"{article} {color} {shape} moving {DIRECTION_PHRASES[direction]}"
-        if speed is not None and speed != DEFAULT_SPEED:
+        if speed is not None:
             if speed not in SPEEDS:
                 raise ValueError(f"unknown speed {speed!r}; accepted: {list(SPEEDS)}")
             text += f" {speed}"
@@ -76,6 +76,6 @@ def parse_caption(text: str) -> dict | None:
         "color": m["color"],
         "shape": m["shape"],
         "direction": direction,
-        "speed": None if direction is None else (m["speed"] or DEFAULT_SPEED),
+        "speed": None if direction is None else m["speed"],  # None: the prompt names no speed
         "background": m["bg"],
     }

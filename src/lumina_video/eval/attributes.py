@@ -146,7 +146,8 @@ def check_attributes(frames: np.ndarray, expected: dict) -> dict:
         "shape": measured["shape"] == expected.get("shape"),
         "motion": measured["moving"] == want_moving,
         "direction": measured["direction"] == expected["direction"] if want_moving else None,
-        "speed": measured["speed"] == (expected.get("speed") or vocab.DEFAULT_SPEED) if want_moving else None,
+        # speed: only where the prompt names one (a prompt without a speed word leaves it to the motion score)
+        "speed": measured["speed"] == expected["speed"] if want_moving and expected.get("speed") else None,
     }
     return {"expected": {k: expected.get(k) for k in ("color", "shape", "direction", "speed")},
             "requested_speed_px": requested_speed_px(expected, h, w),
