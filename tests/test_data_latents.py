@@ -1,4 +1,6 @@
 """extract-latents: frame protocol, file format, equality with a direct VAE call, resume, bad files."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -69,3 +71,14 @@ def test_latents_feed_the_dataset(manifest, vae):
                       use_latents=True)
     item = ds[0]
     assert item["latent"].shape == (16, 5, 4, 16) and item["media"] == "video"
+
+
+def test_relative_paths_resolve_against_the_manifest(manifest, vae, monkeypatch):
+    """Run from the manifest's parent with relative paths: latent_path must still be found when the
+    output manifest is read back (paths in a manifest are relative to its own folder)."""
+    monkeypatch.chdir(manifest.parent.parent)
+    rel = manifest.relative_to(manifest.parent.parent)
+    extract_latents(rel, vae, fps=8, size=64, progress=False, out=rel.parent / "lat.jsonl")
+    recs = read_manifest(manifest.parent / "lat.jsonl")
+    assert all(Path(r["latent_path"]).is_file() for r in recs if "latent_path" in r)
+    assert sum("latent_path" in r for r in recs) == 2

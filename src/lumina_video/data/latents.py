@@ -67,7 +67,8 @@ def extract_latents(manifest, vae, *, fps: float, size: int, max_frames: int = 3
     if fps <= 0 or size < 32 or max_frames < 1:
         raise ValueError(f"need fps > 0, size >= 32 and max_frames >= 1; got {fps}, {size}, {max_frames}")
     out = Path(manifest if out is None else out)
-    latent_dir = Path(latent_dir) if latent_dir else out.parent / f"latents_{size}px_{fps:g}fps"
+    # absolute, so that the manifest writer stores it relative to the manifest's own folder
+    latent_dir = (Path(latent_dir) if latent_dir else out.parent / f"latents_{size}px_{fps:g}fps").resolve()
     records = read_manifest(manifest)
     buckets = make_buckets(size)
     todo = [i for i, r in enumerate(records) if not _done(r, fps, size)]
