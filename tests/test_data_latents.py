@@ -61,6 +61,14 @@ def test_extract_encodes_skips_and_resumes(manifest, vae, tmp_path):
     # other settings re-encode
     other = extract_latents(manifest, vae, fps=4, size=64, progress=False, out=tmp_path / "m4.jsonl")
     assert other["encoded"] == 2 and read_manifest(tmp_path / "m4.jsonl")[0]["latent_frames"] == 9
+    # a separate output manifest is resumed from, even though the input has no latent fields
+    resumed = extract_latents(tmp_path / "m4.jsonl", vae, fps=4, size=64, progress=False)
+    assert resumed["kept"] == 2
+    fresh_input = tmp_path / "plain.jsonl"
+    write_manifest(fresh_input, [{k: v for k, v in r.items() if not k.startswith("latent")}
+                                 for r in read_manifest(tmp_path / "m4.jsonl")])
+    again4 = extract_latents(fresh_input, vae, fps=4, size=64, progress=False, out=tmp_path / "m4.jsonl")
+    assert again4["kept"] == 2 and again4["encoded"] == 0
 
 
 def test_latents_feed_the_dataset(manifest, vae):

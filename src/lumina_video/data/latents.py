@@ -61,6 +61,18 @@ def _done(rec: dict, fps: float, size: int) -> bool:
     return bool(p) and Path(p).is_file() and rec.get("latent_fps") == fps and rec.get("latent_size") == size
 
 
+def _merge_previous(records: list[dict], out: Path, fps: float, size: int) -> None:
+    """Resume from an earlier output manifest (matched by path): its finished latents are kept.
+    (When the output is the input manifest itself this changes nothing.)"""
+    if not out.is_file():
+        return
+    done = {r["path"]: r for r in read_manifest(out) if _done(r, fps, size)}
+    for rec in records:
+        prev = done.get(rec["path"])
+        if prev is not None and not _done(rec, fps, size):
+            rec.update({k: prev[k] for k in ("latent_path", "latent_fps", "latent_size", "latent_frames")})
+
+
 def extract_latents(manifest, vae, *, fps: float, size: int, max_frames: int = 33, out=None, latent_dir=None,
                     dtype: torch.dtype = torch.float32, save_every: int = 50, progress: bool = True) -> dict:
     """Encode every record of `manifest` (see the module docstring); returns a summary dict."""
@@ -70,6 +82,7 @@ def extract_latents(manifest, vae, *, fps: float, size: int, max_frames: int = 3
     # absolute, so that the manifest writer stores it relative to the manifest's own folder
     latent_dir = (Path(latent_dir) if latent_dir else out.parent / f"latents_{size}px_{fps:g}fps").resolve()
     records = read_manifest(manifest)
+    _merge_previous(records, out, fps, size)
     buckets = make_buckets(size)
     todo = [i for i, r in enumerate(records) if not _done(r, fps, size)]
     failed: Counter = Counter()
