@@ -241,8 +241,13 @@ def write_video(path, frames: np.ndarray, fps: float, crf: int = 18) -> None:
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.options = {"crf": str(int(crf))}
-            for rgb in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+            for i, rgb in enumerate(frames):
+                # convert to yuv420p here rather than let encode() do it: its implicit conversion made
+                # the file vary from run to run (~1 clip in 5 of a tiny synthetic set differed by up to
+                # 20 grey levels); an explicit reformat makes the file a pure function of the frames
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+                frame.pts = i
+                for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
