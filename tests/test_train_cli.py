@@ -53,3 +53,20 @@ def test_train_command_then_generate(tmp_path, capsys):
     with av.open(str(tmp_path / "out/clip.mp4")) as f:
         frames = [fr for fr in f.decode(video=0)]
     assert len(frames) == 8 and (frames[0].height, frames[0].width) == (64, 64)
+
+    # a checkpoint midway, exported as a pipeline: its EMA weights, or the raw ones with --weights model
+    import torch
+
+    from lumina_video.io import load_safetensors
+    from lumina_video.pipeline import LuminaVideoPipeline
+
+    ckpt = run / "checkpoints" / "step_00000002"
+    assert cli_main(["export", str(ckpt)]) == 0 and "pipeline written to" in capsys.readouterr().out
+    assert cli_main(["export", str(ckpt), "--weights", "model", "--out", str(tmp_path / "raw")]) == 0
+    for folder, name in ((ckpt / "pipeline", "ema"), (tmp_path / "raw", "model")):
+        pipe = LuminaVideoPipeline.from_pretrained(folder)
+        saved = load_safetensors(ckpt / f"{name}.safetensors")
+        assert all(torch.equal(v, saved[k]) for k, v in pipe.transformer.state_dict().items())
+        assert pipe.defaults["num_frames"] == 8
+    assert cli_main(["export", str(tmp_path / "synth")]) == 2  # not a checkpoint: a clear error
+    assert "not a training checkpoint" in capsys.readouterr().err

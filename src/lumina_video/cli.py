@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-vae": ("lumina_video.training.vae", "train a small CogVideoX-architecture VAE (e.g. for the demo model)"),
     "synth": ("lumina_video.data.synthetic", "render the synthetic dataset (clips, images, manifest with ground truth)"),
     "train": ("lumina_video.training.cli", "train a model: multi-task, multi-scale flow matching (YAML config)"),
+    "export": ("lumina_video.training.export", "write a training checkpoint's weights as a pipeline folder (to look at a run midway)"),
     "eval": ("lumina_video.eval.run", "score videos: VBench-style dimensions, prompt attribute checks, reports"),
     "serve": ("lumina_video.serve", "web demo: a Gradio page for generating videos (127.0.0.1 unless --share-on-network)"),
 }

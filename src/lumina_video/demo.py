@@ -3,8 +3,8 @@
     python -m lumina_video.demo install runs/demo/dit/final     (the last step of scripts/demo_recipe.sh)
     python -m lumina_video.demo verify
 
-`install` copies the pipeline folder to `lumina_video/demo_model` (atomically: it appears whole or
-not at all) and records the SHA-256 of every file in `configs/demo_model.sha256`, beside the recipe
+`install` writes the pipeline folder to `lumina_video/demo_model` with fp16 transformer weights
+(atomically: it appears whole or not at all) and records the SHA-256 of every file in `configs/demo_model.sha256`, beside the recipe
 that produced it. `verify` recomputes them: the shipped weights are the ones the recipe recorded.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from . import io as lv_io
@@ -47,15 +48,25 @@ def parse_digests(text: str) -> dict[str, str]:
     return out
 
 
-def install(source, target=DEFAULT_MODEL_DIR, checksums=CHECKSUMS) -> dict[str, str]:
-    """Copy a pipeline folder into the package and record its checksums. Returns the digests."""
+def install(source, target=DEFAULT_MODEL_DIR, checksums=CHECKSUMS, dtype: str = "float16") -> dict[str, str]:
+    """Write a pipeline folder into the package, the transformer's weights stored in `dtype` (fp16
+    halves them; loading upcasts to float32), and record the checksums. Returns the digests."""
+    import torch
+
+    from .pipeline import LuminaVideoPipeline
+
     source = check_pipeline_folder(source)
-    size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
-    if size > MAX_BYTES:
-        raise ValueError(f"{source} holds {size / 2**20:.1f} MiB; the bundled model may take at most "
-                         f"{MAX_BYTES / 2**20:.0f} MiB (save the text encoder as a reference, weights in fp16/bf16)")
-    with lv_io.atomic_dir(target) as tmp:
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
+    pipe = LuminaVideoPipeline.from_pretrained(source)
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(target).parent) as scratch:
+        staged = Path(scratch) / "model"
+        pipe.save_pretrained(staged, dtype=getattr(torch, dtype))
+        size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
+        if size > MAX_BYTES:
+            raise ValueError(f"{source} takes {size / 2**20:.1f} MiB with {dtype} weights; the bundled model may "
+                             f"take at most {MAX_BYTES / 2**20:.0f} MiB (save the text encoder as a reference)")
+        with lv_io.atomic_dir(target) as tmp:
+            shutil.copytree(staged, tmp, dirs_exist_ok=True)
     digests = file_digests(target)
     lv_io.write_text(checksums, format_digests(digests))
     return digests

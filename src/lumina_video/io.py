@@ -38,9 +38,13 @@ def _final_mode(path: Path) -> int:
     try:
         return path.stat().st_mode & 0o7777
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def write_text(path, text: str) -> None:
@@ -65,6 +69,15 @@ def load_safetensors(path, device: str = "cpu") -> dict:
     return load_file(str(path), device=device)
 
 
+def _normalize_modes(folder: Path) -> None:
+    """Give files that a library wrote private (0600, e.g. diffusers' VAE weights) the mode a plain
+    open() would: a model folder is meant to be read by others, and checksummed copies must agree."""
+    default = 0o666 & ~_umask()
+    for p in folder.rglob("*"):
+        if p.is_file() and not p.is_symlink() and (p.stat().st_mode & 0o777) == 0o600 and default != 0o600:
+            os.chmod(p, default)
+
+
 @contextlib.contextmanager
 def atomic_dir(path):
     """Yield a temporary folder beside `path`; on success it takes the place of `path` (a previous
@@ -78,6 +91,7 @@ def atomic_dir(path):
     try:
         yield tmp
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a saved model folder is normally readable
+        _normalize_modes(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(path, old)

@@ -213,6 +213,11 @@ class LuminaVideoPipeline:
     # -- files --------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu") -> "LuminaVideoPipeline":
+        """Load a pipeline folder. `dtype`: the transformer's and text encoder's compute dtype, whatever
+        dtype the weights were stored in; default float32 (as diffusers), so half-precision weights
+        (the bundled demo model stores fp16 to halve its size) run at full precision on a CPU. Pass
+        torch.bfloat16 on a GPU."""
+        dtype = torch.float32 if dtype is None else dtype
         folder = check_pipeline_folder(folder)
         index = json.loads((folder / INDEX_NAME).read_text())
         version = index.get("format_version", FORMAT_VERSION)
@@ -235,9 +240,10 @@ class LuminaVideoPipeline:
                    TextEncoder.from_pretrained(text_encoder, tokenizer=tokenizer, dtype=dtype, device=device),
                    defaults=defaults)
 
-    def save_pretrained(self, folder) -> None:
+    def save_pretrained(self, folder, dtype: torch.dtype | None = None) -> None:
         """Write the whole folder; it appears complete or not at all. An existing folder is replaced
-        only if it is a pipeline folder (has model_index.json) or empty."""
+        only if it is a pipeline folder (has model_index.json) or empty. `dtype`: store the
+        transformer's weights in this dtype (torch.float16 halves the file; loading upcasts)."""
         folder = Path(folder)
         if folder.is_dir() and any(folder.iterdir()) and not (folder / INDEX_NAME).is_file():
             raise FileExistsError(f"{folder} exists and is not a pipeline folder; refusing to replace it")
@@ -253,7 +259,7 @@ class LuminaVideoPipeline:
             "defaults": defaults,
         }
         with lv_io.atomic_dir(folder) as tmp:
-            self.transformer.save_pretrained(tmp / "transformer")
+            self.transformer.save_pretrained(tmp / "transformer", dtype=dtype)
             self.vae.save_pretrained(tmp / "vae")
             self.text_encoder.save_pretrained(tmp / "text_encoder", tmp / "tokenizer")
             lv_io.write_json(tmp / INDEX_NAME, index)

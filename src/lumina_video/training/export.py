@@ -1,0 +1,66 @@
+"""`lumina-video export CHECKPOINT [--out DIR] [--weights ema|model]`: turn a training checkpoint into a
+pipeline folder, to look at a run before it ends (the run's own end does this for RUN/final).
+
+    lumina-video export runs/demo/dit/checkpoints/step_00003600            # -> .../step_00003600/pipeline
+    lumina-video generate --model runs/demo/dit/checkpoints/step_00003600/pipeline --prompt "..."
+
+The checkpoint's config.yaml (the resolved run config) says which text encoder and VAE the run used
+and the generation defaults; the weights are the EMA ones (as RUN/final) or, with --weights model,
+the raw trained ones (early in a run the EMA still lags far behind them).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+WEIGHTS = ("ema", "model")
+
+
+def export_checkpoint(checkpoint, out=None, weights: str = "ema") -> Path:
+    """Write checkpoint's weights (`weights`: "ema" or "model") as a pipeline folder (atomically).
+    Returns the folder: `out`, by default CHECKPOINT/pipeline (or CHECKPOINT/pipeline-model)."""
+    import torch
+
+    from .. import io as lv_io
+    from ..encoders import TextEncoder
+    from ..model import MultiScaleNextDiT, load_state_dict_checked
+    from ..pipeline import LuminaVideoPipeline
+    from .config import ConfigError, load_config
+    from .trainer import build_model, export_defaults, load_text_encoder, load_vae
+
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {list(WEIGHTS)}, got {weights!r}")
+    checkpoint = Path(checkpoint)
+    for name in ("config.yaml", f"{weights}.safetensors"):
+        if not (checkpoint / name).is_file():
+            raise FileNotFoundError(f"{checkpoint} is not a training checkpoint: {name} is missing "
+                                    "(checkpoints are RUN/checkpoints/step_NNNNNNNN)")
+    cfg = load_config(checkpoint / "config.yaml")
+    if not cfg.encoders.vae:
+        raise ConfigError(f"the run of {checkpoint} has no encoders.vae, so no pipeline can be assembled; "
+                          "use its transformer with LuminaVideoPipeline.from_components")
+    # 1. the architecture from the config (on meta: no init), then the checkpoint's tensors
+    with torch.device("meta"):
+        config = dict(build_model(cfg).config)
+    model = MultiScaleNextDiT.from_config(config, device="meta")
+    load_state_dict_checked(model, lv_io.load_safetensors(checkpoint / f"{weights}.safetensors"), assign=True)
+    # 2. the run's frozen encoders, and the run's generation defaults
+    text_encoder = load_text_encoder(cfg, torch.device("cpu"), torch.float32)
+    if not isinstance(text_encoder, TextEncoder):
+        raise ConfigError(f"the run's text encoder {cfg.encoders.text!r} cannot be saved in a pipeline")
+    vae = load_vae(cfg, torch.device("cpu"), needed=True)
+    out = Path(out) if out else checkpoint / ("pipeline" if weights == "ema" else f"pipeline-{weights}")
+    LuminaVideoPipeline(model, vae, text_encoder, defaults=export_defaults(cfg)).save_pretrained(out)
+    return out
+
+
+def add_cli_arguments(parser) -> None:
+    parser.add_argument("checkpoint", help="a training checkpoint folder, RUN/checkpoints/step_NNNNNNNN")
+    parser.add_argument("--out", help="pipeline folder to write (default CHECKPOINT/pipeline)")
+    parser.add_argument("--weights", choices=WEIGHTS, default="ema",
+                        help="the EMA weights (default, as the run's final export) or the raw trained ones")
+
+
+def cli_main(args) -> int:
+    out = export_checkpoint(args.checkpoint, args.out, args.weights)
+    print(f"pipeline written to {out}; try: lumina-video generate --model {out} --prompt \"...\"")
+    return 0
