@@ -17,6 +17,7 @@ were 10-30x slower (threads spin-waiting for a core); use --threads to change it
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import shlex
 import sys
@@ -29,6 +30,7 @@ from lumina_video.data.manifest import read_manifest
 from lumina_video.eval import demo
 from lumina_video.eval.demo_report import write_results
 from lumina_video.pipeline import LuminaVideoPipeline
+from lumina_video.sampling import SamplingConfig
 
 FULL = dict(prompts=None, seeds=3, motion_prompts=16, motion_seeds=1, levels=5)  # None: every held-out prompt
 QUICK = dict(prompts=5, seeds=1, motion_prompts=2, motion_seeds=1, levels=3, steps=10)
@@ -50,6 +52,9 @@ def parse_args(argv=None):
                     help=f"seeds per prompt in the motion experiments (default {FULL['motion_seeds']})")
     ap.add_argument("--levels", type=int, help=f"motion scores in the sweep (default {FULL['levels']})")
     ap.add_argument("--steps", type=int, help="Euler steps (default: the model's)")
+    ap.add_argument("--sampling", help="sampling to use instead of the model's default: a preset name or an "
+                    "official-format JSON dict, e.g. '{\"P\": [\"2x4\", [0.2, \"2x2\"], [0.5, \"1x2\"]], "
+                    "\"step\": 31, \"ts\": 4, \"cfg\": 4, \"motion\": 2, \"negMotion\": 0.5}' (to tune it)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -77,6 +82,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     pipe = LuminaVideoPipeline.from_pretrained(args.model)
+    if args.sampling:
+        spec = json.loads(args.sampling) if args.sampling.lstrip().startswith("{") else args.sampling
+        pipe.default_sampling = SamplingConfig.preset(spec) if isinstance(spec, str) else SamplingConfig.from_official(spec)
     motion_max, motion_source = motion_range(args)
     prompts = demo.heldout_prompts(args.holdout)
     moving = [p for p in prompts if p["direction"] is not None][: args.motion_prompts]
