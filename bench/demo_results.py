@@ -17,6 +17,7 @@ were 10-30x slower (threads spin-waiting for a core); use --threads to change it
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import shlex
@@ -29,8 +30,6 @@ import torch
 from lumina_video.data.manifest import read_manifest
 from lumina_video.eval import demo
 from lumina_video.eval.demo_report import write_results
-from lumina_video.pipeline import LuminaVideoPipeline
-from lumina_video.sampling import SamplingConfig
 
 FULL = dict(prompts=None, seeds=3, motion_prompts=16, motion_seeds=1, levels=5)  # None: every held-out prompt
 QUICK = dict(prompts=5, seeds=1, motion_prompts=2, motion_seeds=1, levels=3, steps=10)
@@ -56,12 +55,14 @@ def parse_args(argv=None):
                     "official-format JSON dict, e.g. '{\"P\": [\"2x4\", [0.2, \"2x2\"], [0.5, \"1x2\"]], "
                     "\"step\": 31, \"ts\": 4, \"cfg\": 4, \"motion\": 2, \"negMotion\": 0.5}' (to tune it)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="generating processes, one torch thread each (default 1; e.g. 2 on an idle 2-core machine)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    for key in ("seeds", "prompts", "motion_prompts", "motion_seeds", "steps", "threads"):
+    for key in ("seeds", "prompts", "motion_prompts", "motion_seeds", "steps", "threads", "workers"):
         v = getattr(args, key)
         if v is not None and v < 1:
             ap.error(f"--{key.replace('_', '-')} must be >= 1, got {v}")
@@ -81,10 +82,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    pipe = LuminaVideoPipeline.from_pretrained(args.model)
+    sampling = None
     if args.sampling:
-        spec = json.loads(args.sampling) if args.sampling.lstrip().startswith("{") else args.sampling
-        pipe.default_sampling = SamplingConfig.preset(spec) if isinstance(spec, str) else SamplingConfig.from_official(spec)
+        sampling = json.loads(args.sampling) if args.sampling.lstrip().startswith("{") else args.sampling
+    pipe = demo.load_pipeline(args.model, sampling)
     motion_max, motion_source = motion_range(args)
     prompts = demo.heldout_prompts(args.holdout)
     moving = [p for p in prompts if p["direction"] is not None][: args.motion_prompts]
@@ -93,9 +94,11 @@ def main(argv=None) -> int:
     levels, pairs = demo.motion_levels(motion_max, args.levels), demo.motion_pairs(motion_max)
     jobs = demo.plan_jobs(prompts, seeds, moving, motion_seeds, levels, pairs)
 
-    for multiscale in (True, False):  # warm-up: the first call at a new shape is slow
-        pipe(prompts[0]["prompt"], seed=0, steps=args.steps, multiscale=multiscale, progress=False)
-    records, generated = demo.run_jobs(pipe, jobs, args.steps, progress=not args.no_progress)
+    if args.workers == 1:  # warm-up: the first call at a new shape is slow (workers warm up themselves)
+        for multiscale in (True, False):
+            pipe(prompts[0]["prompt"], seed=0, steps=args.steps, multiscale=multiscale, progress=False)
+    records, generated = demo.run_jobs(pipe, jobs, args.steps, progress=not args.no_progress, workers=args.workers,
+                                       load=functools.partial(demo.load_pipeline, args.model, sampling))
     h, w, f, fps = (pipe.defaults[k] for k in ("height", "width", "num_frames", "fps"))
     records += [demo.ground_truth_record(p["prompt"], s, h, w, f, fps) for p in prompts for s in seeds]
 
@@ -112,6 +115,7 @@ def main(argv=None) -> int:
         "multiscale_schedule": pipe.resolve_sampling(steps=args.steps, multiscale=True).to_official()["P"],
         "guided": any(v != 0 for v in default.guidance.values()),
         "videos_generated": generated, "jobs": len(jobs), "threads": torch.get_num_threads(),
+        "workers": args.workers, "sampling_override": sampling is not None,
         "device": f"CPU ({platform.machine()}, {_cores()} cores)",
         "torch": torch.__version__, "runtime_s": time.perf_counter() - start,
     }

@@ -267,3 +267,28 @@ def test_motion_range_from_options_and_manifest(tmp_path):
     assert (quick.seeds, quick.steps, quick.levels) == (2, 10, 3)  # explicit options win over --quick
     with pytest.raises(SystemExit):
         script.parse_args(base + ["--seeds", "0"])
+
+
+def test_parallel_workers_give_the_same_records(tiny_folder):
+    """Two worker processes produce exactly the records one process does (same videos, same scores),
+    in job order; only the timings differ."""
+    import functools
+
+    pipe = demo.load_pipeline(tiny_folder)
+    prompts = demo.heldout_prompts(PAIRS)[:2]
+    jobs = demo.plan_jobs(prompts, [0], [], [], [0.0, 1.0], [])
+    one, n1 = demo.run_jobs(pipe, jobs, steps=2, progress=False)
+    two, n2 = demo.run_jobs(pipe, jobs, steps=2, progress=False, workers=2,
+                            load=functools.partial(demo.load_pipeline, tiny_folder))
+    assert n1 == n2 == 4
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "timings"} for r in rs]  # noqa: E731
+    assert strip(one) == strip(two)
+    with pytest.raises(ValueError, match="load"):
+        demo.run_jobs(pipe, jobs, steps=2, progress=False, workers=2)
+
+
+def test_load_pipeline_with_other_sampling(tiny_folder):
+    pipe = demo.load_pipeline(tiny_folder, {"P": "1x2", "step": 6, "ts": 2.0, "cfg": 3.0})
+    assert pipe.default_sampling.steps == 5 and pipe.default_sampling.shift == 2.0
+    assert not pipe.default_sampling.is_multiscale()
+    assert demo.load_pipeline(tiny_folder, "f16F64R512-MultiScale").default_sampling.is_multiscale()

@@ -142,21 +142,73 @@ def run_job(pipe, job: Job, steps: int | None = None) -> dict:
     return record
 
 
-def run_jobs(pipe, jobs: list[Job], steps: int | None = None, progress: bool = True) -> tuple[list[dict], int]:
+def run_jobs(pipe, jobs: list[Job], steps: int | None = None, progress: bool = True, workers: int = 1,
+             load=None) -> tuple[list[dict], int]:
     """Run every job, generating each distinct (prompt, seed, resolved sampling) once: a Table 3 row
-    equal to a sweep level reuses that video. Returns (records in job order, videos generated)."""
+    equal to a sweep level reuses that video. Returns (records in job order, videos generated).
+
+    workers > 1: that many processes (one torch thread each) generate in parallel; `load()` builds
+    each process's pipeline (a picklable callable, e.g. functools.partial of a loader). Every video
+    is timed inside one process, so time ratios stay fair while the processes share the machine.
+    """
     from tqdm.auto import tqdm
 
-    cache: dict = {}
-    records = []
-    bar = tqdm(jobs, desc="demo results", unit="job", disable=not progress)
-    for job in bar:
-        key = (job.prompt, job.seed, pipe.resolve_sampling(steps=steps, **job.overrides()))
-        if key not in cache:
-            cache[key] = run_job(pipe, job, steps)
-        records.append({**cache[key], **asdict(job)})
-        bar.set_postfix(part=job.part, videos=len(cache), refresh=False)
-    return records, len(cache)
+    keys = [(job.prompt, job.seed, pipe.resolve_sampling(steps=steps, **job.overrides())) for job in jobs]
+    unique: dict = {}
+    for key, job in zip(keys, jobs):
+        unique.setdefault(key, job)
+    bar = tqdm(total=len(unique), desc="demo results", unit="video", disable=not progress)
+    done: dict = {}
+    if workers <= 1:
+        for key, job in unique.items():
+            done[key] = run_job(pipe, job, steps)
+            bar.update()
+            bar.set_postfix(part=job.part, refresh=False)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        if load is None:
+            raise ValueError("workers > 1 needs `load`, a picklable callable that builds the pipeline")
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                 initargs=(load, steps)) as pool:
+            futures = {pool.submit(_worker_run, job, steps): key for key, job in unique.items()}
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                bar.update()
+    bar.close()
+    records = [{**done[key], **asdict(job)} for key, job in zip(keys, jobs)]
+    return records, len(unique)
+
+
+_WORKER_PIPE = None
+
+
+def load_pipeline(model, sampling=None):
+    """The pipeline at `model` with `sampling` (a preset name, an official dict or None = the
+    model's default) as its default sampling. Module-level, so worker processes can call it."""
+    from ..pipeline import LuminaVideoPipeline
+    from ..sampling import SamplingConfig
+
+    pipe = LuminaVideoPipeline.from_pretrained(model)
+    if sampling is not None:
+        pipe.default_sampling = (SamplingConfig.preset(sampling) if isinstance(sampling, str)
+                                 else SamplingConfig.from_official(sampling))
+    return pipe
+
+
+def _worker_init(load, steps) -> None:
+    import torch
+
+    global _WORKER_PIPE
+    torch.set_num_threads(1)
+    _WORKER_PIPE = load()
+    for multiscale in (True, False):  # warm-up: the first call at a new shape is slow
+        _WORKER_PIPE("a red circle", seed=0, steps=steps, multiscale=multiscale, progress=False)
+
+
+def _worker_run(job: Job, steps: int | None) -> dict:
+    return run_job(_WORKER_PIPE, job, steps)
 
 
 def ground_truth_attrs(expected: dict, size: int, frames: int, rng: np.random.Generator) -> dict:

@@ -63,10 +63,11 @@ def markdown_results(results: dict) -> str:
     held, sweep, abl, qual = s["heldout"], s["sweep"], s["ablation"], s["quality"]
     lines = ["## Results of the demo model", "",
              f"Measured with `{setup['command']}` ({setup['videos_generated']} videos generated in "
-             f"{setup['runtime_s'] / 60:.1f} min on {setup['device']}, {setup['threads']} torch thread(s)). "
+             f"{setup['runtime_s'] / 60:.1f} min on {setup['device']}, {setup['threads']} torch thread(s)"
+             f"{', ' + str(setup['workers']) + ' processes' if setup.get('workers', 1) > 1 else ''}). "
              f"Prompts pair a colour with a shape the model never saw in training "
              f"({', '.join(setup['holdout'])}), each moving right / left / up / down or staying still. "
-             f"Sampling: the model's default, {setup['steps']} steps ({sampling_text(setup['default_sampling'])}).", ""]
+             f"Sampling: {'the model' + chr(39) + 's default' if not setup.get('sampling_override') else 'set by --sampling'}, {setup['steps']} steps ({sampling_text(setup['default_sampling'])}).", ""]
     lines += ["### Claims (issue 7)", "", *checks_table(results["checks"]), ""]
 
     lines += [f"### Attribute accuracy on held-out prompts ({held['n']} videos: {setup['n_prompts']} prompts x "
