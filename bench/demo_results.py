@@ -50,6 +50,7 @@ def parse_args(argv=None):
     ap.add_argument("--motion-seeds", type=int,
                     help=f"seeds per prompt in the motion experiments (default {FULL['motion_seeds']})")
     ap.add_argument("--levels", type=int, help=f"motion scores in the sweep (default {FULL['levels']})")
+    ap.add_argument("--no-pairs", action="store_true", help="skip the Table 3 positive / negative pairs (to tune faster)")
     ap.add_argument("--steps", type=int, help="Euler steps (default: the model's)")
     ap.add_argument("--sampling", help="sampling to use instead of the model's default: a preset name or an "
                     "official-format JSON dict, e.g. '{\"P\": [\"2x4\", [0.2, \"2x2\"], [0.5, \"1x2\"]], "
@@ -92,6 +93,8 @@ def main(argv=None) -> int:
     prompts = prompts[: args.prompts] if args.prompts else prompts
     seeds, motion_seeds = list(range(args.seeds)), list(range(args.motion_seeds))
     levels, pairs = demo.motion_levels(motion_max, args.levels), demo.motion_pairs(motion_max)
+    if args.no_pairs:
+        pairs = []
     jobs = demo.plan_jobs(prompts, seeds, moving, motion_seeds, levels, pairs)
 
     if args.workers == 1:  # warm-up: the first call at a new shape is slow (workers warm up themselves)
