@@ -50,6 +50,7 @@ def parse_args(argv=None):
     ap.add_argument("--motion-seeds", type=int,
                     help=f"seeds per prompt in the motion experiments (default {FULL['motion_seeds']})")
     ap.add_argument("--levels", type=int, help=f"motion scores in the sweep (default {FULL['levels']})")
+    ap.add_argument("--size", type=int, help="video height and width in px (default: the model's)")
     ap.add_argument("--no-pairs", action="store_true", help="skip the Table 3 positive / negative pairs (to tune faster)")
     ap.add_argument("--steps", type=int, help="Euler steps (default: the model's)")
     ap.add_argument("--sampling", help="sampling to use instead of the model's default: a preset name or an "
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
     sampling = None
     if args.sampling:
         sampling = json.loads(args.sampling) if args.sampling.lstrip().startswith("{") else args.sampling
-    pipe = demo.load_pipeline(args.model, sampling)
+    pipe = demo.load_pipeline(args.model, sampling, args.size)
     motion_max, motion_source = motion_range(args)
     prompts = demo.heldout_prompts(args.holdout)
     moving = [p for p in prompts if p["direction"] is not None][: args.motion_prompts]
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
         for multiscale in (True, False):
             pipe(prompts[0]["prompt"], seed=0, steps=args.steps, multiscale=multiscale, progress=False)
     records, generated = demo.run_jobs(pipe, jobs, args.steps, progress=not args.no_progress, workers=args.workers,
-                                       load=functools.partial(demo.load_pipeline, args.model, sampling))
+                                       load=functools.partial(demo.load_pipeline, args.model, sampling, args.size))
     h, w, f, fps = (pipe.defaults[k] for k in ("height", "width", "num_frames", "fps"))
     records += [demo.ground_truth_record(p["prompt"], s, h, w, f, fps) for p in prompts for s in seeds]
 

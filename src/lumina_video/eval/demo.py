@@ -184,9 +184,10 @@ def run_jobs(pipe, jobs: list[Job], steps: int | None = None, progress: bool = T
 _WORKER_PIPE = None
 
 
-def load_pipeline(model, sampling=None):
+def load_pipeline(model, sampling=None, size: int | None = None):
     """The pipeline at `model` with `sampling` (a preset name, an official dict or None = the
-    model's default) as its default sampling. Module-level, so worker processes can call it."""
+    model's default) as its default sampling and `size` (px) as its default height and width.
+    Module-level, so worker processes can call it."""
     from ..pipeline import LuminaVideoPipeline
     from ..sampling import SamplingConfig
 
@@ -194,6 +195,8 @@ def load_pipeline(model, sampling=None):
     if sampling is not None:
         pipe.default_sampling = (SamplingConfig.preset(sampling) if isinstance(sampling, str)
                                  else SamplingConfig.from_official(sampling))
+    if size is not None:
+        pipe.defaults.update(height=int(size), width=int(size))
     return pipe
 
 
