@@ -27,16 +27,9 @@ bench: $(STAMP)
 	$(PY) bench/model_speed.py
 	$(PY) bench/train_speed.py
 
-# The project's main job: a prompt in, an mp4 out. Uses the bundled demo model when it is installed
-# (src/lumina_video/demo_model); until then, the same pipeline with random weights (the video is noise).
+# The project's main job: a prompt in, an mp4 out, with the bundled demo model (src/lumina_video/demo_model).
 demo: $(STAMP)
-	@if [ -d src/lumina_video/demo_model ]; then \
-		$(VENV)/bin/lumina-video generate "$(DEMO_PROMPT)" --out outputs/demo; \
-	else \
-		echo "note: the bundled demo model is not trained yet; running the whole pipeline (MiniLM text encoder, Multi-scale Next-DiT sampler, CogVideoX-architecture VAE, H.264 writer) on random weights, so the video is noise"; \
-		test -f runs/tiny_pipeline/model_index.json || $(PY) -m lumina_video.testing runs/tiny_pipeline; \
-		$(VENV)/bin/lumina-video generate "$(DEMO_PROMPT)" --model runs/tiny_pipeline --out outputs/demo; \
-	fi
+	$(VENV)/bin/lumina-video generate "$(DEMO_PROMPT)" --out outputs/demo
 
 # Train the bundled demo model from scratch on this machine (resumable; see scripts/demo_recipe.sh).
 demo-model: $(STAMP)
