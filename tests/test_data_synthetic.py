@@ -126,7 +126,7 @@ def test_speed_words_in_some_captions_clips_unchanged(tmp_path):
     import numpy as np
 
     from lumina_video.data.manifest import read_manifest
-    from lumina_video.data.synthetic import make_dataset
+    from lumina_video.data.synthetic import make_dataset, render_clip
     from lumina_video.data.video_io import read_video
     from lumina_video.data.vocab import parse_caption
 
@@ -139,5 +139,9 @@ def test_speed_words_in_some_captions_clips_unchanged(tmp_path):
     for a, b in zip(always, half):
         assert {k: v for k, v in a.items() if k not in ("caption", "path")} == \
                {k: v for k, v in b.items() if k not in ("caption", "path")}
+    # the pixels rendered for the same attributes are identical (files are not compared: libx264 is not
+    # bit-reproducible, see write_video); and each file decodes close to its render
     va, vb = next((a, b) for a, b in moving)
-    assert np.abs(read_video(va["path"])[0].astype(int) - read_video(vb["path"])[0].astype(int)).max() <= 2
+    ra, rb = (render_clip(v, 32, 4, v["texture_seed"]) for v in (va, vb))
+    assert np.array_equal(ra, rb)
+    assert np.abs(read_video(va["path"])[0].astype(int) - ra.astype(int)).mean() < 3
