@@ -4,15 +4,13 @@
     python -m lumina_video.demo verify
 
 `install` writes the pipeline folder to `lumina_video/demo_model` with fp16 transformer weights
-(atomically: it appears whole or not at all) and records the SHA-256 of every file in `configs/demo_model.sha256`, beside the recipe
-that produced it. `verify` recomputes them: the shipped weights are the ones the recipe recorded.
+(atomically: it appears whole or not at all) and records the SHA-256 of every file in
+`configs/demo_model.sha256`, beside the recipe that produced it. `verify` recomputes them: the shipped weights are the ones the recipe recorded.
 """
 from __future__ import annotations
 
 import hashlib
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from . import io as lv_io
@@ -57,16 +55,12 @@ def install(source, target=DEFAULT_MODEL_DIR, checksums=CHECKSUMS, dtype: str = 
 
     source = check_pipeline_folder(source)
     pipe = LuminaVideoPipeline.from_pretrained(source)
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=Path(target).parent) as scratch:
-        staged = Path(scratch) / "model"
-        pipe.save_pretrained(staged, dtype=getattr(torch, dtype))
-        size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
+    with lv_io.atomic_dir(target) as tmp:  # too large: the error removes tmp, target stays as it was
+        pipe.save_pretrained(tmp, dtype=getattr(torch, dtype))
+        size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
         if size > MAX_BYTES:
             raise ValueError(f"{source} takes {size / 2**20:.1f} MiB with {dtype} weights; the bundled model may "
                              f"take at most {MAX_BYTES / 2**20:.0f} MiB (save the text encoder as a reference)")
-        with lv_io.atomic_dir(target) as tmp:
-            shutil.copytree(staged, tmp, dirs_exist_ok=True)
     digests = file_digests(target)
     lv_io.write_text(checksums, format_digests(digests))
     return digests

@@ -213,10 +213,10 @@ class LuminaVideoPipeline:
     # -- files --------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, folder=None, dtype: torch.dtype | None = None, device="cpu") -> "LuminaVideoPipeline":
-        """Load a pipeline folder; None: the bundled demo model (DEFAULT_MODEL_DIR). `dtype`: the transformer's and text encoder's compute dtype, whatever
-        dtype the weights were stored in; default float32 (as diffusers), so half-precision weights
-        (the bundled demo model stores fp16 to halve its size) run at full precision on a CPU. Pass
-        torch.bfloat16 on a GPU."""
+        """Load a pipeline folder; None: the bundled demo model (DEFAULT_MODEL_DIR). `dtype`: the
+        transformer's and text encoder's compute dtype, whatever dtype the weights were stored in;
+        default float32 (as diffusers), so half-precision weights (the bundled demo model stores fp16
+        to halve its size) run at full precision on a CPU. Pass torch.bfloat16 on a GPU."""
         dtype = torch.float32 if dtype is None else dtype
         folder = check_pipeline_folder(DEFAULT_MODEL_DIR if folder is None else folder)
         index = json.loads((folder / INDEX_NAME).read_text())

@@ -189,12 +189,10 @@ def load_pipeline(model, sampling=None, size: int | None = None):
     model's default) as its default sampling and `size` (px) as its default height and width.
     Module-level, so worker processes can call it."""
     from ..pipeline import LuminaVideoPipeline
-    from ..sampling import SamplingConfig
 
     pipe = LuminaVideoPipeline.from_pretrained(model)
     if sampling is not None:
-        pipe.default_sampling = (SamplingConfig.preset(sampling) if isinstance(sampling, str)
-                                 else SamplingConfig.from_official(sampling))
+        pipe.default_sampling = pipe.resolve_sampling(sampling)
     if size is not None:
         pipe.defaults.update(height=int(size), width=int(size))
     return pipe

@@ -22,10 +22,8 @@ def export_checkpoint(checkpoint, out=None, weights: str = "ema") -> Path:
 
     from .. import io as lv_io
     from ..encoders import TextEncoder
-    from ..model import MultiScaleNextDiT, load_state_dict_checked
-    from ..pipeline import LuminaVideoPipeline
     from .config import ConfigError, load_config
-    from .trainer import build_model, export_defaults, load_text_encoder, load_vae
+    from .trainer import build_model, load_text_encoder, load_vae, write_pipeline
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {list(WEIGHTS)}, got {weights!r}")
@@ -38,19 +36,16 @@ def export_checkpoint(checkpoint, out=None, weights: str = "ema") -> Path:
     if not cfg.encoders.vae:
         raise ConfigError(f"the run of {checkpoint} has no encoders.vae, so no pipeline can be assembled; "
                           "use its transformer with LuminaVideoPipeline.from_components")
-    # 1. the architecture from the config (on meta: no init), then the checkpoint's tensors
+    # the architecture from the run config (built on meta: no init), the run's frozen encoders
     with torch.device("meta"):
-        config = dict(build_model(cfg).config)
-    model = MultiScaleNextDiT.from_config(config, device="meta")
-    load_state_dict_checked(model, lv_io.load_safetensors(checkpoint / f"{weights}.safetensors"), assign=True)
-    # 2. the run's frozen encoders, and the run's generation defaults
+        model_config = dict(build_model(cfg).config)
     text_encoder = load_text_encoder(cfg, torch.device("cpu"), torch.float32)
     if not isinstance(text_encoder, TextEncoder):
         raise ConfigError(f"the run's text encoder {cfg.encoders.text!r} cannot be saved in a pipeline")
     vae = load_vae(cfg, torch.device("cpu"), needed=True)
     out = Path(out) if out else checkpoint / ("pipeline" if weights == "ema" else f"pipeline-{weights}")
-    LuminaVideoPipeline(model, vae, text_encoder, defaults=export_defaults(cfg)).save_pretrained(out)
-    return out
+    weights_sd = lv_io.load_safetensors(checkpoint / f"{weights}.safetensors")
+    return write_pipeline(out, cfg, model_config, weights_sd, text_encoder, vae)
 
 
 def add_cli_arguments(parser) -> None:

@@ -157,10 +157,15 @@ def export_defaults(cfg: TrainConfig) -> dict:
 
 
 def export_final(run_dir: Path, cfg: TrainConfig, model_config: dict, weights: dict, text_encoder, vae) -> Path:
-    """Write the EMA weights as a pipeline folder RUN/final (`lumina-video generate --model RUN/final`).
+    """Write the EMA weights as a pipeline folder RUN/final (`lumina-video generate --model RUN/final`)."""
+    return write_pipeline(run_dir / "final", cfg, model_config, weights, text_encoder, vae)
+
+
+def write_pipeline(folder: Path, cfg: TrainConfig, model_config: dict, weights: dict, text_encoder, vae) -> Path:
+    """Write `weights` of the run's transformer as a pipeline folder with the run's generation defaults.
 
     Without a VAE (extracted latents and no encoders.vae) or with a text encoder that is not a
-    `TextEncoder` (a stand-in), only RUN/final/transformer is written; assemble a pipeline later
+    `TextEncoder` (a stand-in), only FOLDER/transformer is written; assemble a pipeline later
     with `LuminaVideoPipeline.from_components`. Either way the folder appears whole or not at all.
     """
     from ..encoders import TextEncoder, VideoVAE
@@ -169,13 +174,12 @@ def export_final(run_dir: Path, cfg: TrainConfig, model_config: dict, weights: d
 
     model = MultiScaleNextDiT.from_config(model_config, device="meta")
     load_state_dict_checked(model, weights, assign=True)
-    final = run_dir / "final"
     if isinstance(text_encoder, TextEncoder) and isinstance(vae, VideoVAE):
-        LuminaVideoPipeline(model, vae, text_encoder, defaults=export_defaults(cfg)).save_pretrained(final)
+        LuminaVideoPipeline(model, vae, text_encoder, defaults=export_defaults(cfg)).save_pretrained(folder)
     else:
-        with lv_io.atomic_dir(final) as tmp:
+        with lv_io.atomic_dir(folder) as tmp:
             model.save_pretrained(tmp / "transformer")
-    return final
+    return folder
 
 
 # ------------------------------------------------------------------------------------------------
