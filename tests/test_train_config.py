@@ -107,7 +107,7 @@ def test_cli_reports_config_errors(tmp_path, capsys):
     assert "none.yaml does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.endswith("_vae.yaml")),
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.rglob("*.yaml") if not p.name.endswith("_vae.yaml")),
                          ids=lambda p: p.name)
 def test_shipped_configs_load(path):
     cfg = load_config(path)
