@@ -108,7 +108,7 @@ def test_cli_reports_config_errors(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("path", sorted(p for p in CONFIGS.rglob("*.yaml") if not p.name.endswith("_vae.yaml")),
-                         ids=lambda p: p.name)
+                         ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_shipped_configs_load(path):
     cfg = load_config(path)
     assert cfg.stages and all(t.sources for s in cfg.stages for t in s.tasks)

@@ -5,7 +5,8 @@
 
 `install` writes the pipeline folder to `lumina_video/demo_model` with fp16 transformer weights
 (atomically: it appears whole or not at all) and records the SHA-256 of every file in
-`configs/demo_model.sha256`, beside the recipe that produced it. `verify` recomputes them: the shipped weights are the ones the recipe recorded.
+`configs/demo_model.sha256`, beside the recipe that produced it. `verify` recomputes them: the
+shipped weights are the ones the recipe recorded.
 """
 from __future__ import annotations
 

@@ -156,11 +156,6 @@ def export_defaults(cfg: TrainConfig) -> dict:
             **cfg.export_defaults}
 
 
-def export_final(run_dir: Path, cfg: TrainConfig, model_config: dict, weights: dict, text_encoder, vae) -> Path:
-    """Write the EMA weights as a pipeline folder RUN/final (`lumina-video generate --model RUN/final`)."""
-    return write_pipeline(run_dir / "final", cfg, model_config, weights, text_encoder, vae)
-
-
 def write_pipeline(folder: Path, cfg: TrainConfig, model_config: dict, weights: dict, text_encoder, vae) -> Path:
     """Write `weights` of the run's transformer as a pipeline folder with the run's generation defaults.
 
@@ -311,7 +306,8 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
 
         # -- 6. export the EMA weights --------------------------------------------------------------
         weights = ema.full_state_dict(keep=env.is_main)
-        final = export_final(run_dir, cfg, dict(model.config), weights, text_encoder, vae) if env.is_main else None
+        final = (write_pipeline(run_dir / "final", cfg, dict(model.config), weights, text_encoder, vae)
+                 if env.is_main else None)
         D.barrier(env)
         log.plot()
         log.echo(f"done: {step} steps; EMA weights exported to {run_dir / 'final'}")
