@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from lumina_video.data.manifest import read_manifest, write_manifest
-from lumina_video.data.motion import (MOTION_SIZE, DISFlow, annotate_manifest, motion_frames, motion_score,
-                                      score_frames)
+from lumina_video.data.motion import (MOTION_SIZE, DISFlow, annotate_manifest, clip_motion_score, motion_frames,
+                                      motion_score, score_frames)
 from lumina_video.data.video_io import write_video
 
 FPS = 8
@@ -76,6 +76,20 @@ def test_protocol_frames_every_half_second(tmp_path):
     write_video(tiny, translating_clip(32, 64, 1, 0, frames=3), FPS)
     with pytest.raises(ValueError, match="at least|shorter"):
         motion_score(tiny)
+
+
+def test_clip_in_memory_scores_like_its_file(tmp_path):
+    """clip_motion_score(frames, fps) picks the protocol's frames (every 0.5 s) and agrees with the
+    score of the same clip written to a file; a clip shorter than 0.5 s is refused."""
+    clip = translating_clip(80, 144, 1.0, 0.5, frames=16)  # 16 frames at 8 fps: 0, 0.5, 1.0, 1.5 s
+    assert clip_motion_score(clip, FPS) == pytest.approx(score_frames(clip[[0, 4, 8, 12]]), rel=1e-6)
+    assert clip_motion_score(clip, 2 * FPS) == pytest.approx(score_frames(clip[[0, 8]]), rel=1e-6)
+    path = tmp_path / "clip.mp4"
+    write_video(path, clip, FPS, crf=10)
+    assert clip_motion_score(clip, FPS) == pytest.approx(motion_score(path), rel=0.05)
+    assert clip_motion_score(clip, FPS) == pytest.approx(analytic_score(80, 144, 1.0, 0.5), rel=0.10)
+    with pytest.raises(ValueError, match="shorter"):
+        clip_motion_score(clip[:4], FPS)
 
 
 class CountingFlow:

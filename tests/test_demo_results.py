@@ -98,14 +98,16 @@ def test_plan_interleaves_the_arms_and_sets_the_motion_knobs():
 # ---------------------------------------------------------------------------------------------
 
 
-def record(part, label, i, *, color=True, direction=True, speed=1.0, dynamic=False, denoise=1.0, motion=None):
+def record(part, label, i, *, color=True, direction=True, speed=1.0, dynamic=False, denoise=1.0, motion=None,
+           measured_motion=0.5):
     correct = {"color": color, "shape": True, "motion": True, "direction": direction, "speed": True}
     return {"part": part, "label": label, "prompt": f"prompt {i}", "seed": 0, "motion_score": motion, "error": None,
+            "measured_motion": measured_motion,
             "timings": {"denoise_s": denoise}, "scores": {**{d: 0.9 for d in DIMENSIONS}, "dynamic_degree": dynamic},
             "attributes": {"correct": correct, "requested_speed_px": 0.0, "measured": {"speed_px": speed}}}
 
 
-def records_for(color_ok=9, direction_ok=8, multi_time=0.25, single_colour_ok=None, sweep_sign=1.0):
+def records_for(color_ok=9, direction_ok=8, multi_time=0.25, single_colour_ok=None, sweep_sign=1.0, speed_sign=1.0):
     """10 held-out prompts x 2 arms, a 3-level sweep over 4 prompts, one ground-truth clip."""
     recs = []
     single_colour_ok = color_ok if single_colour_ok is None else single_colour_ok
@@ -114,7 +116,8 @@ def records_for(color_ok=9, direction_ok=8, multi_time=0.25, single_colour_ok=No
         recs.append(record("heldout", "single", i, color=i < single_colour_ok, direction=i < direction_ok, denoise=1.0))
     for i in range(4):
         for m in (0.0, 4.0, 8.0):
-            recs.append(record("sweep", f"{m:g}", i, motion=m, speed=1.0 + sweep_sign * m + 0.1 * i, dynamic=m >= 4))
+            recs.append(record("sweep", f"{m:g}", i, motion=m, speed=1.0 + speed_sign * m + 0.1 * i, dynamic=m >= 4,
+                               measured_motion=4.0 + sweep_sign * 0.5 * m + 0.05 * i))
     recs.append(record("ground_truth", "", 0))
     return recs
 
@@ -134,8 +137,11 @@ def test_summary_numbers_from_known_records():
     assert sw["n"] == 12 and [g["motion_score"] for g in sw["levels"]] == [0.0, 4.0, 8.0]
     assert [g["dynamic_degree"] for g in sw["levels"]] == [0.0, 1.0, 1.0]
     assert sw["levels"][1]["speed_mean"] == pytest.approx(5.15)
-    assert sw["spearman_of_means"] == pytest.approx(1.0) and sw["spearman_per_prompt_median"] == pytest.approx(1.0)
-    assert 0.8 < sw["spearman_pooled"] < 1.0  # ties within a level: not perfect when pooled
+    assert sw["levels"][2]["motion_mean"] == pytest.approx(8.075) and sw["levels"][2]["motion_sd"] > 0
+    for rho in (sw["spearman_motion"], sw["spearman_speed"]):
+        assert rho["of_means"] == pytest.approx(1.0) and rho["per_prompt_median"] == pytest.approx(1.0)
+        assert rho["per_prompt_n"] == 4
+        assert 0.8 < rho["pooled"] < 1.0  # ties within a level: not perfect when pooled
     assert s["quality"]["n_generated"] == 10 and s["quality"]["n_ground_truth"] == 1
     assert all(r["n"] == 0 for r in s["pairs"])  # no Table 3 records given
 
@@ -145,7 +151,9 @@ def test_must_show_passes_on_the_thresholds_and_fails_beyond():
     assert verdicts(records_for(color_ok=8))["color_accuracy"] is False  # 80% < 90%
     assert verdicts(records_for(direction_ok=7))["direction_accuracy"] is False  # 70% < 80%
     assert verdicts(records_for(multi_time=0.5))["time_ratio"] is False  # 0.5 > 0.45
-    assert verdicts(records_for(sweep_sign=-1.0))["motion_spearman"] is False  # faster when asked for less
+    assert verdicts(records_for(sweep_sign=-1.0))["motion_spearman"] is False  # more motion when asked for less
+    # the claim reads the measured motion score, not the object's speed
+    assert verdicts(records_for(speed_sign=-1.0))["motion_spearman"] is True
     gap = verdicts(records_for(color_ok=9, single_colour_ok=10))  # 10 points apart
     assert gap["accuracy_gap"] is False and gap["color_accuracy"] is True
 

@@ -114,6 +114,20 @@ def motion_score(path, backend: FlowBackend | None = None) -> float:
     return score_frames(motion_frames(path), backend)
 
 
+def clip_motion_score(frames: np.ndarray, fps: float, backend: FlowBackend | None = None) -> float:
+    """The motion score of a clip in memory, (T, H, W, 3) uint8 at `fps`: the same protocol as
+    `motion_score` on its file (the frame nearest each of 0.0, 0.5, ... 4.0 s that the clip covers,
+    i.e. within half a frame of its last one). Used to measure generated clips."""
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    last = (len(frames) - 1) / fps + 0.5 / fps
+    picks = [min(int(np.floor(t * fps + 0.5)), len(frames) - 1) for t in MOTION_TIMES if t <= last + 1e-9]
+    if len(picks) < 2:
+        raise ValueError(f"a motion score needs frames at 0.0 and 0.5 s; a clip of {len(frames)} frames at "
+                         f"{fps:g} fps is shorter")
+    return score_frames(np.asarray(frames)[picks], backend)
+
+
 # ---------------------------------------------------------------------------------------------
 # Annotating a manifest: parallel, resumable, atomic.
 # ---------------------------------------------------------------------------------------------

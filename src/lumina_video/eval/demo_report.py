@@ -78,26 +78,33 @@ def markdown_results(results: dict) -> str:
     lines += [f"### Motion control: motion score sweep (negative motion = positive; {sweep['n']} videos, "
               f"{setup['n_motion_prompts']} moving prompts x {setup['n_motion_seeds']} seed(s) per level)", "",
               f"Motion scores span 0 to {setup['motion_max']:g} ({setup['motion_max_source']}).", "",
-              "| motion score | videos | measured speed (px/frame, mean ± sd) | dynamic degree (%) |",
-              "|---:|---:|---:|---:|"]
+              "The measured motion score is the training data's own measure (`lumina-video motion`: mean "
+              "optical-flow magnitude, the same tool and protocol) on the generated clip; the speed is the object's "
+              "centroid track.", "",
+              "| motion score | videos | measured motion score (mean ± sd) | measured speed (px/frame, mean ± sd) "
+              "| dynamic degree (%) |", "|---:|---:|---:|---:|---:|"]
     for g in sweep["levels"]:
-        lines.append(f"| {g['motion_score']:g} | {g['n']} | {_num(g['speed_mean'])} ± {_num(g['speed_sd'])} | "
-                     f"{_pct(g['dynamic_degree'])} |")
-    lines += ["", f"Spearman rank correlation of requested motion score and measured speed: "
-              f"**{_num(sweep['spearman_pooled'], 3)} pooled over all {sweep['n']} videos** (the claim); "
-              f"{_num(sweep['spearman_of_means'], 3)} over the level means; median "
-              f"{_num(sweep['spearman_per_prompt_median'], 3)} over the {sweep['spearman_per_prompt_n']} "
-              f"(prompt, seed) sweeps.", ""]
+        lines.append(f"| {g['motion_score']:g} | {g['n']} | {_num(g['motion_mean'])} ± {_num(g['motion_sd'])} | "
+                     f"{_num(g['speed_mean'])} ± {_num(g['speed_sd'])} | {_pct(g['dynamic_degree'])} |")
+    rm, rs = sweep["spearman_motion"], sweep["spearman_speed"]
+    lines += ["", "Spearman rank correlation of the requested motion score with:", "",
+              "| measured | pooled over all videos | over the level means | median over (prompt, seed) sweeps |",
+              "|---|---:|---:|---:|",
+              f"| motion score (the claim) | **{_num(rm['pooled'], 3)}** ({sweep['n']} videos) | {_num(rm['of_means'], 3)} | "
+              f"{_num(rm['per_prompt_median'], 3)} ({rm['per_prompt_n']}) |",
+              f"| object speed | {_num(rs['pooled'], 3)} | {_num(rs['of_means'], 3)} | "
+              f"{_num(rs['per_prompt_median'], 3)} ({rs['per_prompt_n']}) |", ""]
 
     scale = setup["motion_max"] / 8.0
     lines += ["### Positive / negative motion (the paper's Table 3)", "",
               f"Rows are the paper's motion scores times {scale:g} (the model's top motion score / 8); "
               f"\"a→b\": negative motion a, then b after t = 0.05.", "",
-              "| positive / negative (paper) | positive | negative | videos | measured speed (px/frame) | "
-              "dynamic degree (%) | paper dynamic degree (%) |", "|---|---:|---|---:|---:|---:|---:|"]
+              "| positive / negative (paper) | positive | negative | videos | measured motion score | "
+              "measured speed (px/frame) | dynamic degree (%) | paper dynamic degree (%) |",
+              "|---|---:|---|---:|---:|---:|---:|---:|"]
     for r in s["pairs"]:
         neg = f"{r['neg']:g}" + (f" → {r['pos']:g} after t = {r['switch']:g}" if r["switch"] else "")
-        lines.append(f"| {r['label']} | {r['pos']:g} | {neg} | {r['n']} | {_num(r['speed_mean'])} | "
+        lines.append(f"| {r['label']} | {r['pos']:g} | {neg} | {r['n']} | {_num(r['motion_mean'])} | {_num(r['speed_mean'])} | "
                      f"{_pct(r['dynamic_degree'])} | {_num(r['paper_dynamic_degree'])} |")
     if not setup.get("guided", True):
         lines += ["", "The model's default sampling has no guidance, so the negative branch (and its motion) is never used."]
@@ -147,10 +154,10 @@ def _pyplot():
 
 
 def motion_chart(results: dict, path) -> None:
-    """Requested motion score vs measured speed (every video and the level means), and the dynamic degree."""
+    """Requested vs measured motion score (every video, the level means and y = x), and the dynamic degree."""
     plt = _pyplot()
     sweep = results["summary"]["sweep"]
-    pts = [(r["motion_score"], float(r["attributes"]["measured"]["speed_px"] or 0.0))
+    pts = [(r["motion_score"], float(r["measured_motion"]))
            for r in results["records"] if r["part"] == "sweep" and not r.get("error")]
     fig, ax = plt.subplots(figsize=(5.5, 4))
     if pts:
@@ -158,17 +165,17 @@ def motion_chart(results: dict, path) -> None:
         ax.scatter(x, y, s=12, alpha=0.4, color="tab:orange", label="one video")
     levels = [g for g in sweep["levels"] if g["n"]]
     if levels:
-        ax.plot([g["motion_score"] for g in levels], [g["speed_mean"] for g in levels], "o-", color="tab:red",
-                label="mean")
+        xs = [g["motion_score"] for g in levels]
+        ax.plot(xs, [g["motion_mean"] for g in levels], "o-", color="tab:red", label="mean")
+        ax.plot([0, max(xs)], [0, max(xs)], ":", color="grey", label="measured = requested")
         ax2 = ax.twinx()
-        ax2.plot([g["motion_score"] for g in levels], [100 * g["dynamic_degree"] for g in levels], "s--",
-                 color="tab:blue", label="dynamic degree")
+        ax2.plot(xs, [100 * g["dynamic_degree"] for g in levels], "s--", color="tab:blue", label="dynamic degree")
         ax2.set_ylabel("dynamic degree (%)", color="tab:blue")
         ax2.set_ylim(-2, 102)
     ax.set_xlabel("requested motion score")
-    ax.set_ylabel("measured speed (px/frame)")
+    ax.set_ylabel("measured motion score (lumina-video motion)")
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(f"motion control, Spearman {_num(sweep['spearman_pooled'], 3)} (pooled)")
+    ax.set_title(f"motion control, Spearman {_num(sweep['spearman_motion']['pooled'], 3)} (pooled)")
     _save_figure(fig, Path(path))
     plt.close(fig)
 
