@@ -27,12 +27,9 @@ for size in 64 128; do
       --max-frames 17 --out "$DATA/latents$size.jsonl" --no-progress
 done
 
-# 5. the Multi-scale Next-DiT, part 1: three progressive stages (configs/demo.yaml); resumes from its checkpoints
+# 5. the Multi-scale Next-DiT: three progressive stages (configs/demo.yaml); resumes from its checkpoints
 "$LV" train configs/demo.yaml --no-progress
 
-# 6. part 2: a video-only stage for every patch size (configs/demo_video.yaml), from part 1's model
-"$LV" train configs/demo_video.yaml --no-progress
-
-# 7. ship it: copy RUN/final into the package (lumina_video/demo_model, <= 30 MB) and record the
+# 6. ship it: copy RUN/final into the package (lumina_video/demo_model, <= 30 MB) and record the
 #    checksum of every file in configs/demo_model.sha256 (tests/test_demo_model.py checks them)
-.venv/bin/python -m lumina_video.demo install runs/demo/dit_video/final
+.venv/bin/python -m lumina_video.demo install runs/demo/dit/final

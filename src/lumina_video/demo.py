@@ -1,6 +1,6 @@
 """The bundled demo model: installing a trained pipeline into the package, and checking it.
 
-    python -m lumina_video.demo install runs/demo/dit_video/final     (the last step of scripts/demo_recipe.sh)
+    python -m lumina_video.demo install runs/demo/dit/final     (the last step of scripts/demo_recipe.sh)
     python -m lumina_video.demo verify
 
 `install` writes the pipeline folder to `lumina_video/demo_model` with fp16 transformer weights
