@@ -8,6 +8,7 @@ import yaml
 
 from lumina_video.cli import main as cli_main
 from lumina_video.data.synthetic import make_dataset
+from lumina_video.pipeline import LuminaVideoPipeline
 from lumina_video.training.config import load_config
 from train_support import CHANNELS, TEXT_DIM, single_thread, vae_folder  # noqa: F401
 
@@ -19,7 +20,7 @@ def test_train_command_then_generate(tmp_path, capsys):
     config = {
         "run_dir": str(tmp_path / "run"),
         "model": {"preset": "Tiny", "args": {"in_channels": CHANNELS, "cap_feat_dim": TEXT_DIM}},
-        "encoders": {"text": "minilm", "vae": vae_folder(), "text_cache": 32},
+        "encoders": {"text": "minilm", "vae": vae_folder(), "text_cache": 32, "text_layer": 0},
         "stages": [{"name": "pixels", "steps": 3, "tasks": [
             {"media": "video", "pt": 1, "p": 2, "size": 64, "fps": 8, "num_frames": 16, "global_batch": 2,
              "sources": [{"manifest": str(manifest), "system_prompt": "Synthetic clip: "}]},
@@ -47,6 +48,7 @@ def test_train_command_then_generate(tmp_path, capsys):
     assert log[0]["tokens_per_s"] / log[0]["samples_per_s"] == pytest.approx((2 * 64 + 2 * 16) / 4)
     assert (run / "loss.png").stat().st_size > 1000
     assert (run / "final/model_index.json").is_file()
+    assert LuminaVideoPipeline.from_pretrained(run / "final").text_encoder.settings.layer == 0
 
     assert cli_main(["generate", "a red circle moving to the right", "--model", str(run / "final"),
                      "--out", str(tmp_path / "out"), "--name", "clip", "--steps", "2", "--device", "cpu"]) == 0
@@ -58,7 +60,6 @@ def test_train_command_then_generate(tmp_path, capsys):
     import torch
 
     from lumina_video.io import load_safetensors
-    from lumina_video.pipeline import LuminaVideoPipeline
 
     ckpt = run / "checkpoints" / "step_00000002"
     assert cli_main(["export", str(ckpt)]) == 0 and "pipeline written to" in capsys.readouterr().out
@@ -68,5 +69,6 @@ def test_train_command_then_generate(tmp_path, capsys):
         saved = load_safetensors(ckpt / f"{name}.safetensors")
         assert all(torch.equal(v, saved[k]) for k, v in pipe.transformer.state_dict().items())
         assert pipe.defaults["num_frames"] == 8
+        assert pipe.text_encoder.settings.layer == 0  # encoders.text_layer travels with the pipeline
     assert cli_main(["export", str(tmp_path / "synth")]) == 2  # not a checkpoint: a clear error
     assert "not a training checkpoint" in capsys.readouterr().err

@@ -7,7 +7,7 @@ and listing the accepted keys. The resolved config (defaults filled in, override
 into the run folder by the trainer (`dump_config`).
 
 Layout (SPEC §5 defaults):
-    run_dir, seed, model{preset, args, init_from}, encoders{text, vae, text_cache},
+    run_dir, seed, model{preset, args, init_from}, encoders{text, vae, text_cache, text_layer},
     stages[{name, steps, lr, tasks[{name, media, sources[{manifest, system_prompt, ratio, name}], size,
             fps, num_frames, pt, p, shift, global_batch, micro_batch, latents}]}],
     optim{lr, weight_decay, betas, eps, grad_clip}, ema{decay, every}, checkpoint{every, keep_last},
@@ -83,6 +83,8 @@ class EncodersConfig:
     text: str = "minilm"            # text encoder: "minilm" (offline default), a folder or a hub id
     vae: str | None = None          # VAE folder: encodes pixels (latents: on_the_fly), goes into RUN/final
     text_cache: int = 0             # cache the features of this many (caption, system prompt) pairs
+    text_layer: int | None = None   # hidden state the captions are read from; None: the encoder's own
+                                    # (MiniLM -1, Gemma -2); saved with the exported pipeline
 
 
 @dataclass

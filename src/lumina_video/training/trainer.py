@@ -105,8 +105,9 @@ def load_text_encoder(cfg: TrainConfig, device, dtype):
     from ..encoders.text import TextEncoder
 
     name = None if cfg.encoders.text == "minilm" else cfg.encoders.text
+    settings = {} if cfg.encoders.text_layer is None else {"layer": cfg.encoders.text_layer}
     return TextEncoder.from_pretrained(name, dtype=dtype if dtype != torch.float32 else None,
-                                       device=device).eval().requires_grad_(False)
+                                       device=device, **settings).eval().requires_grad_(False)
 
 
 def load_vae(cfg: TrainConfig, device, needed: bool):
