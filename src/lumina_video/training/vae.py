@@ -16,9 +16,10 @@ RUN/final as a `VideoVAE` folder, with a reconstruction report (PSNR per held-ou
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,10 @@ class VAETrainConfig:
     seed: int = 0
     manifest: str = ""
     arch: VAEArchConfig = field(default_factory=VAEArchConfig)
-    init_from: str | None = None      # a VideoVAE folder to continue from
+    init_from: str | None = None      # a VideoVAE folder to continue from (its architecture replaces arch)
+    # "all", or "decoder": the encoder (and its quant conv) frozen, so latents already extracted with
+    # init_from stay exact and a diffusion model trained on them needs no retraining
+    train_part: str = "all"
     size: int = 128                   # bucket size the media are resized to
     crop: int = 64                    # random crop (multiple of 8) that is actually trained
     fps: float = 8.0
@@ -80,9 +84,23 @@ def load_vae_config(path=None, overrides=()) -> VAETrainConfig:
     if (cfg.num_frames - 1) % 8:
         raise ConfigError(f"num_frames must be 1 or 8m+1 (9, 17, ...): the VAE encodes 4k+1 frames to k+1 latent "
                           f"frames and decodes T of them back to 4T-3 frames only when T is odd; got {cfg.num_frames}")
+    if cfg.train_part not in ("all", "decoder"):
+        raise ConfigError(f"train_part must be 'all' or 'decoder', got {cfg.train_part!r}")
+    if cfg.train_part == "decoder" and not cfg.init_from:
+        raise ConfigError("train_part: decoder fine-tunes the decoder of an existing VAE: set init_from to its folder")
     if not cfg.manifest or not Path(cfg.manifest).is_file():
         raise ConfigError(f"manifest {cfg.manifest!r} does not exist (make one with `lumina-video synth`)")
     return cfg
+
+
+def arch_of(folder) -> VAEArchConfig:
+    """The `VAEArchConfig` of a saved VideoVAE folder (its config.json)."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"init_from {str(folder)!r} is not a VideoVAE folder: {path} is missing")
+    c = json.loads(path.read_text())
+    return VAEArchConfig(latent_channels=int(c["latent_channels"]), channels=int(c["block_out_channels"][0]),
+                         layers_per_block=int(c["layers_per_block"]), norm_num_groups=int(c["norm_num_groups"]))
 
 
 def random_crop(x: torch.Tensor, crop: int, gen: torch.Generator) -> torch.Tensor:
@@ -117,7 +135,9 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, stop_at: int | None = 
     from ..data.manifest import read_manifest
     from ..encoders.vae import VideoVAE, tiny_config
 
-    # 1. run folder, resolved config
+    # 1. run folder, resolved config (with init_from, the architecture is that VAE's, and recorded so)
+    if cfg.init_from:
+        cfg = replace(cfg, arch=arch_of(cfg.init_from))
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     config_text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
@@ -142,8 +162,14 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, stop_at: int | None = 
     else:
         vae = VideoVAE.from_config(tiny_config(**vars(cfg.arch)))
     ae = vae.vae.train().requires_grad_(True)
+    if cfg.train_part == "decoder":
+        for name in ("encoder", "quant_conv"):
+            if getattr(ae, name, None) is not None:
+                getattr(ae, name).eval().requires_grad_(False)
+    trainable = [p for p in ae.parameters() if p.requires_grad]
+    # the EMA of a frozen parameter stays bit-identical to it (lerp towards an equal value is exact)
     ema = EMA(ae, cfg.ema_decay)
-    opt = torch.optim.AdamW(ae.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     crop_gen = torch.Generator().manual_seed(cfg.seed)
 
     # 4. resume
@@ -188,7 +214,7 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, stop_at: int | None = 
                 raise RuntimeError(f"non-finite VAE loss at step {step + 1}; the last good checkpoint is {ckpts.latest()}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = float(torch.nn.utils.clip_grad_norm_(ae.parameters(), cfg.grad_clip))
+            gnorm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip))
             opt.step()
             ema.update(ae, decay=min(cfg.ema_decay, (1 + step) / (10 + step)))
             step += 1
