@@ -10,6 +10,8 @@ The loss is the usual one for a KL autoencoder, on pixels in [-1, 1]:
 The EMA warms up: decay min(ema_decay, (1 + step) / (10 + step)), so the random init fades fast.
 Images (1 frame) and clips (8m+1 frames) are batched by shape; each batch is a random crop of
 `crop` x `crop` pixels (the VAE is convolutional, so it is trained on crops and used at any size).
+`train_part: decoder` (with `init_from`) fine-tunes only the decoder: the encoder stays bit-identical,
+so latents extracted with the `init_from` VAE, and a diffusion model trained on them, stay valid.
 One process; checkpoints, EMA, logs and resume as in the DiT trainer. The EMA weights are exported to
 RUN/final as a `VideoVAE` folder, with a reconstruction report (PSNR per held-out item, a PNG grid).
 """
