@@ -18,6 +18,10 @@ fi
 # 2. the VAE (configs/demo_vae.yaml); a finished run only re-exports
 "$LV" train-vae configs/demo_vae.yaml --no-progress
 
+# 2b. the VAE's decoder fine-tuned on whole frames, encoder frozen (configs/demo_vae_decoder.yaml): the
+#     latents below are the same with either VAE; the pipeline ships this one, whose colours are truer
+"$LV" train-vae configs/demo_vae_decoder.yaml --no-progress
+
 # 3. motion scores with the same tool as real data (not from the ground truth); resumable
 "$LV" motion "$DATA/manifest.jsonl"
 
