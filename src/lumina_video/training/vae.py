@@ -18,7 +18,6 @@ RUN/final as a `VideoVAE` folder, with a reconstruction report (PSNR per held-ou
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -95,14 +94,11 @@ def load_vae_config(path=None, overrides=()) -> VAETrainConfig:
     return cfg
 
 
-def arch_of(folder) -> VAEArchConfig:
-    """The `VAEArchConfig` of a saved VideoVAE folder (its config.json)."""
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"init_from {str(folder)!r} is not a VideoVAE folder: {path} is missing")
-    c = json.loads(path.read_text())
-    return VAEArchConfig(latent_channels=int(c["latent_channels"]), channels=int(c["block_out_channels"][0]),
-                         layers_per_block=int(c["layers_per_block"]), norm_num_groups=int(c["norm_num_groups"]))
+def arch_of(vae) -> VAEArchConfig:
+    """The `VAEArchConfig` of a loaded `VideoVAE` (from its diffusers config)."""
+    c = vae.vae.config
+    return VAEArchConfig(latent_channels=int(c.latent_channels), channels=int(c.block_out_channels[0]),
+                         layers_per_block=int(c.layers_per_block), norm_num_groups=int(c.norm_num_groups))
 
 
 def random_crop(x: torch.Tensor, crop: int, gen: torch.Generator) -> torch.Tensor:
@@ -138,8 +134,9 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, stop_at: int | None = 
     from ..encoders.vae import VideoVAE, tiny_config
 
     # 1. run folder, resolved config (with init_from, the architecture is that VAE's, and recorded so)
-    if cfg.init_from:
-        cfg = replace(cfg, arch=arch_of(cfg.init_from))
+    init = VideoVAE.from_pretrained(cfg.init_from) if cfg.init_from else None
+    if init is not None:
+        cfg = replace(cfg, arch=arch_of(init))
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     config_text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
@@ -159,10 +156,7 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, stop_at: int | None = 
         raise ConfigError(f"no full batch of {cfg.batch_size} in {cfg.manifest} ({ds.report()})")
 
     # 3. model, EMA, optimizer
-    if cfg.init_from:
-        vae = VideoVAE.from_pretrained(cfg.init_from)
-    else:
-        vae = VideoVAE.from_config(tiny_config(**vars(cfg.arch)))
+    vae = init if init is not None else VideoVAE.from_config(tiny_config(**vars(cfg.arch)))
     ae = vae.vae.train().requires_grad_(True)
     if cfg.train_part == "decoder":
         for name in ("encoder", "quant_conv"):
