@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from lumina_video import io as lv_io
+from lumina_video import files
 from lumina_video import serve
 
 PROMPT = "a red circle moving to the right"
@@ -84,7 +84,7 @@ def main() -> int:
     image = Image.open(io.BytesIO(png)).convert("RGB")
     image = image.resize((round(image.width * args.scale), round(image.height * args.scale)), Image.LANCZOS)
     image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    with lv_io.atomic_path(args.out) as tmp:
+    with files.atomic_path(args.out) as tmp:
         image.save(tmp, format="PNG", optimize=True)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1024:.0f} KB, {image.width}x{image.height})")
     return 0

@@ -7,7 +7,7 @@ from lumina_video.data.buckets import BucketBatchSampler
 from lumina_video.data.dataset import MediaDataset, collate, training_motion_score
 from lumina_video.data.manifest import read_manifest, write_manifest
 from lumina_video.data.video_io import write_image, write_video
-from lumina_video.io import save_safetensors
+from lumina_video.files import save_safetensors
 
 FPS = 8
 

@@ -9,7 +9,7 @@ from lumina_video.data.latents import extract_latents, usable_frames
 from lumina_video.data.manifest import read_manifest, write_manifest
 from lumina_video.data.video_io import write_image, write_video
 from lumina_video.encoders.vae import VideoVAE, tiny_config
-from lumina_video.io import load_safetensors
+from lumina_video.files import load_safetensors
 
 
 def test_usable_frames_is_4k_plus_1_within_the_clip():

@@ -210,14 +210,14 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     import os
     import stat
 
-    from lumina_video import io as lv_io
+    from lumina_video import files
 
     umask = os.umask(0o022)
     try:
-        lv_io.write_text(tmp_path / "a.txt", "x")
+        files.write_text(tmp_path / "a.txt", "x")
         assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
         os.chmod(tmp_path / "a.txt", 0o600)  # a replaced file keeps its mode
-        lv_io.write_text(tmp_path / "a.txt", "y")
+        files.write_text(tmp_path / "a.txt", "y")
         assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o600
     finally:
         os.umask(umask)

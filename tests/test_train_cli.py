@@ -59,7 +59,7 @@ def test_train_command_then_generate(tmp_path, capsys):
     # a checkpoint midway, exported as a pipeline: its EMA weights, or the raw ones with --weights model
     import torch
 
-    from lumina_video.io import load_safetensors
+    from lumina_video.files import load_safetensors
 
     ckpt = run / "checkpoints" / "step_00000002"
     assert cli_main(["export", str(ckpt)]) == 0 and "pipeline written to" in capsys.readouterr().out

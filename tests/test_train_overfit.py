@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from lumina_video import io as lv_io
+from lumina_video import files
 from lumina_video.model import MultiScaleNextDiT, load_state_dict_checked
 from lumina_video.training.data import build_dataset, task_records
 from lumina_video.training.step import CaptionEncoder, flow_loss, prepare
@@ -37,7 +37,7 @@ def test_tiny_model_overfits_one_clip(tmp_path):
     before = fixed_draw_loss(build_model(cfg), cfg)
     result = train(cfg, text_encoder=text_encoder(), progress=False)
     trained = build_model(cfg)
-    load_state_dict_checked(trained, lv_io.load_safetensors(result.last_checkpoint / "model.safetensors"))
+    load_state_dict_checked(trained, files.load_safetensors(result.last_checkpoint / "model.safetensors"))
     after = fixed_draw_loss(trained, cfg)
 
     assert result.step == 200

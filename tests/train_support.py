@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lumina_video import io as lv_io
+from lumina_video import files
 from lumina_video.training.config import TrainConfig, check_values, from_dict
 
 CHANNELS = 4  # latent channels of the tiny VAE and of the test latents
@@ -46,14 +46,14 @@ def write_latent_manifest(folder, n: int = 4, *, media: str = "video", frames: i
     for i in range(n):
         z = torch.randn(CHANNELS, f, size, size, generator=g)
         z = 0.5 * z + 0.5 * z.mean(dim=(2, 3), keepdim=True)  # some structure
-        lv_io.save_safetensors({"latent": z}, folder / f"lat_{media}_{i}.safetensors")
+        files.save_safetensors({"latent": z}, folder / f"lat_{media}_{i}.safetensors")
         lines.append(json.dumps({
             "path": f"clip_{media}_{i}.mp4", "caption": f"a {['red', 'blue', 'green', 'yellow'][i % 4]} shape {i}",
             "type": media, "latent_path": f"lat_{media}_{i}.safetensors", "motion_score": float(i),
             "width": size * 8, "height": size * 8,
         }))
     path = folder / name
-    lv_io.write_text(path, "\n".join(lines) + "\n")
+    files.write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -93,7 +93,7 @@ def single_thread():
 def weights(folder) -> dict:
     """The tensors of a checkpoint's or model folder's model.safetensors (or of a safetensors path)."""
     folder = Path(folder)
-    return lv_io.load_safetensors(folder / "model.safetensors" if folder.is_dir() else folder)
+    return files.load_safetensors(folder / "model.safetensors" if folder.is_dir() else folder)
 
 
 def max_abs_diff(a: dict, b: dict) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import io as lv_io
+from . import files
 from .model.blocks import ffn_hidden_dim
 from .model.nextdit import (CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, MultiScaleNextDiT, clean_state_dict,
                             load_state_dict_checked)
@@ -55,7 +55,7 @@ def read_official(folder) -> tuple[dict, dict]:
     if weights is None:
         raise FileNotFoundError(f"{folder} has no official weights: expected one of {', '.join(WEIGHT_FILES)}")
     if weights.suffix == ".safetensors":
-        sd = lv_io.load_safetensors(weights)
+        sd = files.load_safetensors(weights)
     else:
         sd = load_trusted_pickle(weights)
         if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
@@ -131,12 +131,12 @@ def convert(official_dir, out_dir, dtype: str | None = None) -> dict:
     load_state_dict_checked(model, sd, assign=True)  # keys and shapes, without materialising weights
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lv_io.save_safetensors({k: v.contiguous() for k, v in sd.items()}, out_dir / WEIGHTS_NAME)
+    files.save_safetensors({k: v.contiguous() for k, v in sd.items()}, out_dir / WEIGHTS_NAME)
     stored = str(next(iter(sd.values())).dtype).replace("torch.", "")
     missing = sorted(k for k in ("rope_theta", "t_scale", "motion_scale") if k not in args)
     written = dict(config, format_version=FORMAT_VERSION, torch_dtype=stored, converted_from=dict(
         official_model=args.get("model"), defaults_used_for=missing))
-    lv_io.write_json(out_dir / CONFIG_NAME, written)
+    files.write_json(out_dir / CONFIG_NAME, written)
     return written
 
 

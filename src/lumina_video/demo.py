@@ -14,7 +14,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from . import io as lv_io
+from . import files
 from .pipeline import DEFAULT_MODEL_DIR, check_pipeline_folder
 
 MAX_BYTES = 30 * 1024 * 1024  # the package's budget for the bundled model
@@ -56,14 +56,14 @@ def install(source, target=DEFAULT_MODEL_DIR, checksums=CHECKSUMS, dtype: str = 
 
     source = check_pipeline_folder(source)
     pipe = LuminaVideoPipeline.from_pretrained(source)
-    with lv_io.atomic_dir(target) as tmp:  # too large: the error removes tmp, target stays as it was
+    with files.atomic_dir(target) as tmp:  # too large: the error removes tmp, target stays as it was
         pipe.save_pretrained(tmp, dtype=getattr(torch, dtype))
         size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
         if size > MAX_BYTES:
             raise ValueError(f"{source} takes {size / 2**20:.1f} MiB with {dtype} weights; the bundled model may "
                              f"take at most {MAX_BYTES / 2**20:.0f} MiB (save the text encoder as a reference)")
     digests = file_digests(target)
-    lv_io.write_text(checksums, format_digests(digests))
+    files.write_text(checksums, format_digests(digests))
     return digests
 
 

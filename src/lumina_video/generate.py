@@ -127,7 +127,7 @@ def cli_main(args) -> int:
     import torch
 
     from . import __version__
-    from . import io as lv_io
+    from . import files
     from .data.video_io import write_video
     from .pipeline import LuminaVideoPipeline
 
@@ -180,7 +180,7 @@ def cli_main(args) -> int:
                 device=device, dtype=dtype_name, offload=bool(args.offload), batch_size=len(batch),
                 timings=timings, lumina_video_version=__version__,
             )
-            lv_io.write_json(out_dir / f"{name}.json", record)
+            files.write_json(out_dir / f"{name}.json", record)
             for k in totals:
                 totals[k] += timings[k]
             print(f"wrote {out_dir / name}.mp4 (+ .json)  text {timings['text_s']:.2f}s  denoise "

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from . import io as lv_io
+from . import files
 from .encoders import TextEncoder, VideoVAE
 from .encoders.text import BUNDLED_NAME
 from .model import MultiScaleNextDiT
@@ -258,11 +258,11 @@ class LuminaVideoPipeline:
             "tokenizer": ["transformers", type(self.text_encoder.tokenizer).__name__],
             "defaults": defaults,
         }
-        with lv_io.atomic_dir(folder) as tmp:
+        with files.atomic_dir(folder) as tmp:
             self.transformer.save_pretrained(tmp / "transformer", dtype=dtype)
             self.vae.save_pretrained(tmp / "vae")
             self.text_encoder.save_pretrained(tmp / "text_encoder", tmp / "tokenizer")
-            lv_io.write_json(tmp / INDEX_NAME, index)
+            files.write_json(tmp / INDEX_NAME, index)
 
 
 def to_uint8_frames(pixels: torch.Tensor) -> np.ndarray:

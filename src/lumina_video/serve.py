@@ -236,7 +236,7 @@ class Generator:
     def __call__(self, req: Request, progress=None) -> tuple[Path, Path, dict]:
         """(video path, settings path, settings) for a checked request; ValueError when it cannot run."""
         from . import __version__
-        from . import io as lv_io
+        from . import files
         from .data.video_io import write_video
         from .generate import _readable, slug
 
@@ -271,7 +271,7 @@ class Generator:
                         sampling_official=out.sampling.to_official(), device=str(self.pipe.device),
                         timings=dict(out.timings, write_s=time.perf_counter() - t0),
                         lumina_video_version=__version__)
-        lv_io.write_json(folder / f"{name}.json", settings)
+        files.write_json(folder / f"{name}.json", settings)
         return folder / f"{name}.mp4", folder / f"{name}.json", settings
 
 
@@ -385,12 +385,12 @@ def build_app(pipeline, *, model_name: str = "", limits: Limits | None = None,
                     gr.Examples([[e] for e in examples], inputs=[prompt], label="Prompts the demo model knows")
             with gr.Column(scale=1):
                 video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False, elem_id=ELEM["video"])
-                files = gr.File(label="Download (video and settings)", file_count="multiple", interactive=False,
+                downloads = gr.File(label="Download (video and settings)", file_count="multiple", interactive=False,
                                 elem_id=ELEM["files"])
                 settings = gr.JSON(label="Settings", elem_id=ELEM["settings"])
         inputs = [prompt, negative, motion_in, neg_motion_in, multiscale, steps, guidance, randomize, seed, height,
                   width, frames]
-        button.click(run, inputs, [video, settings, files, seed], concurrency_limit=1, api_name="generate",
+        button.click(run, inputs, [video, settings, downloads, seed], concurrency_limit=1, api_name="generate",
                      validator=validate)
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     atexit.register(generator.close)  # runs before the folder's removal (atexit is last in, first out)

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lumina_video.data.buckets import make_buckets, nearest_bucket
-from lumina_video.data.video_io import (CorruptMediaError, VideoTooShortError, check_supported, failure_reason,
+from .buckets import make_buckets, nearest_bucket
+from .video_io import (CorruptMediaError, VideoTooShortError, check_supported, failure_reason,
                                         probe_video, read_image, resize_cover_crop, sample_frames)
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class MediaDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, i, self.epoch])
         try:
             if info.get("latent"):
-                from lumina_video.io import load_safetensors
+                from ..files import load_safetensors
 
                 tensors = load_safetensors(rec["latent_path"])
                 content = {"latent": tensors[_latent_key(tensors.keys(), rec["latent_path"])].float()}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .. import io as lv_io
+from .. import files
 from .buckets import make_buckets, nearest_bucket
 from .dataset import to_pixels
 from .manifest import read_manifest, write_manifest
@@ -103,7 +103,7 @@ def extract_latents(manifest, vae, *, fps: float, size: int, max_frames: int = 3
             rec["latent_error"] = f"{failure_reason(e)}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
             continue
         path = latent_dir / f"{i:07d}_{Path(rec['path']).stem}.safetensors"
-        lv_io.save_safetensors({"latent": latent.contiguous()}, path,
+        files.save_safetensors({"latent": latent.contiguous()}, path,
                                metadata={"source": str(rec["path"]), "fps": f"{fps:g}", "size": str(size)})
         rec.update(latent_path=str(path), latent_fps=fps, latent_size=size, latent_frames=int(pixels.shape[1]))
         rec.pop("latent_error", None)

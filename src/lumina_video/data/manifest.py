@@ -20,7 +20,7 @@ import os
 from numbers import Real
 from pathlib import Path
 
-from lumina_video.io import write_text
+from ..files import write_text
 
 MEDIA_TYPES = ("video", "image")
 PATH_KEYS = ("path", "latent_path")

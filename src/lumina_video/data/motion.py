@@ -22,8 +22,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from lumina_video.data.manifest import read_manifest, write_manifest
-from lumina_video.data.video_io import VideoTooShortError, check_supported, failure_reason, frames_at_times
+from .manifest import read_manifest, write_manifest
+from .video_io import VideoTooShortError, check_supported, failure_reason, frames_at_times
 
 MOTION_TIMES = tuple(0.5 * k for k in range(9))  # 0.0 .. 4.0 s
 MOTION_SIZE = (320, 576)  # (H, W) the flow is computed at

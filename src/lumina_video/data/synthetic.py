@@ -26,10 +26,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lumina_video.data import vocab
-from lumina_video.data.manifest import write_manifest
-from lumina_video.data.video_io import write_image, write_video
-from lumina_video.io import write_json
+from . import vocab
+from .manifest import write_manifest
+from .video_io import write_image, write_video
+from ..files import write_json
 
 SUPERSAMPLE = 4
 TEXTURE_AMPLITUDE = 12  # +- grey levels around the background colour
@@ -286,7 +286,7 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
 
 
 def cli_main(args) -> int:
-    from lumina_video.data.manifest import read_manifest
+    from .manifest import read_manifest
 
     manifest = make_dataset(args.out_dir, args.n, size=args.size, frames=args.frames, fps=args.fps,
                             seed=args.seed, image_fraction=args.image_fraction,

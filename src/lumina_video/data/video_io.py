@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from lumina_video.io import atomic_path
+from ..files import atomic_path
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import io as lv_io
+from .. import files
 
 SPEC_SYSTEM_PROMPT = (
     "You are an assistant designed to generate high-quality videos with the highest degree of "
@@ -222,18 +222,18 @@ class TextEncoder(nn.Module):
         if self.bundled and not copy_bundled:
             ref = json.dumps({"package": BUNDLED_PACKAGE, "model": "all-MiniLM-L6-v2"}, indent=2) + "\n"
             for target in [folder] if same else [folder, Path(tokenizer_folder)]:
-                with lv_io.atomic_dir(target) as tmp:
+                with files.atomic_dir(target) as tmp:
                     (tmp / BUNDLED_NAME).write_text(ref)
                     if target == folder:
                         (tmp / SETTINGS_NAME).write_text(json.dumps(asdict(self.settings), indent=2) + "\n")
             return
-        with lv_io.atomic_dir(folder) as tmp:
+        with files.atomic_dir(folder) as tmp:
             self.model.save_pretrained(tmp)
             (tmp / SETTINGS_NAME).write_text(json.dumps(asdict(self.settings), indent=2) + "\n")
             if same:
                 self.tokenizer.save_pretrained(tmp)
         if not same:
-            with lv_io.atomic_dir(tokenizer_folder) as tmp:
+            with files.atomic_dir(tokenizer_folder) as tmp:
                 self.tokenizer.save_pretrained(tmp)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import io as lv_io
+from .. import files
 
 LATENT_SCALE = 1.15258426
 TEMPORAL_FACTOR = 4
@@ -189,7 +189,7 @@ class VideoVAE(nn.Module):
 
     def save_pretrained(self, folder) -> None:
         """Write the diffusers folder; it appears whole or not at all."""
-        with lv_io.atomic_dir(folder) as tmp:
+        with files.atomic_dir(folder) as tmp:
             self.vae.save_pretrained(tmp)
 
 

@@ -1,12 +1,12 @@
 """The demo results as README-ready Markdown tables and PNG charts (eval/demo.py gives the numbers).
 
-All files are written atomically (lumina_video.io).
+All files are written atomically (lumina_video.files).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import write_json, write_text
+from ..files import write_json, write_text
 from .demo import PAPER_TIME_RATIO
 from .report import DIMENSION_KIND, _save_figure
 

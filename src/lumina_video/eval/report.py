@@ -1,12 +1,12 @@
 """Evaluation reports: JSON (every number), Markdown (tables people read), PNG charts.
 
-All files are written atomically (lumina_video.io).
+All files are written atomically (lumina_video.files).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import atomic_path, write_json, write_text
+from ..files import atomic_path, write_json, write_text
 
 # How each dimension is computed here, shown beside its number.
 DIMENSION_KIND: dict[str, str] = {

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import io as lv_io
+from .. import files
 from .blocks import FinalLayer, TransformerBlock
 from .embed import (TimestepEmbedder, caption_embedder, check_divisible, masked_mean, patchify,
                     token_grid, unpatchify)
@@ -226,9 +226,9 @@ class MultiScaleNextDiT(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         sd = {k: (v.to(dtype) if dtype is not None else v).detach().contiguous() for k, v in self.state_dict().items()}
-        lv_io.save_safetensors(sd, folder / WEIGHTS_NAME)
+        files.save_safetensors(sd, folder / WEIGHTS_NAME)
         cfg = dict(self.config, format_version=FORMAT_VERSION, torch_dtype=str(dtype or self.dtype).replace("torch.", ""))
-        lv_io.write_json(folder / CONFIG_NAME, cfg)
+        files.write_json(folder / CONFIG_NAME, cfg)
 
     @classmethod
     def from_config(cls, config: dict, device="cpu") -> "MultiScaleNextDiT":
@@ -254,7 +254,7 @@ class MultiScaleNextDiT(nn.Module):
         if version > FORMAT_VERSION:
             raise ValueError(f"{folder}: format_version {version} is newer than this package reads ({FORMAT_VERSION})")
         model = cls.from_config(config, device="meta")
-        sd = lv_io.load_safetensors(folder / WEIGHTS_NAME, device=str(device))
+        sd = files.load_safetensors(folder / WEIGHTS_NAME, device=str(device))
         load_state_dict_checked(model, sd, assign=True)
         if dtype is not None:
             model.to(dtype)

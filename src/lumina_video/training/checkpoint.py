@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import io as lv_io
+from .. import files
 from .distributed import DistEnv, barrier
 
 STEP_DIR = re.compile(r"^step_(\d{8})$")
@@ -119,20 +119,20 @@ class CheckpointManager:
             (tmp / "rng").mkdir(parents=True)
         barrier(env)
         if env.is_main:
-            lv_io.save_safetensors(model, tmp / "model.safetensors", metadata={"step": str(step)})
+            files.save_safetensors(model, tmp / "model.safetensors", metadata={"step": str(step)})
             self._written(tmp / "model.safetensors")
-            lv_io.save_safetensors(ema, tmp / "ema.safetensors", metadata={"step": str(step)})
+            files.save_safetensors(ema, tmp / "ema.safetensors", metadata={"step": str(step)})
             self._written(tmp / "ema.safetensors")
-            with lv_io.atomic_path(tmp / "optimizer.pt") as f:
+            with files.atomic_path(tmp / "optimizer.pt") as f:
                 torch.save(optimizer, f)
             self._written(tmp / "optimizer.pt")
-            lv_io.write_text(tmp / "config.yaml", config_text)
-        with lv_io.atomic_path(tmp / "rng" / f"rank{env.rank}.pt") as f:
+            files.write_text(tmp / "config.yaml", config_text)
+        with files.atomic_path(tmp / "rng" / f"rank{env.rank}.pt") as f:
             torch.save(rng_state(), f)
         barrier(env)
         if env.is_main:
             meta = dict(state, step=step, world_size=env.world, format_version=FORMAT_VERSION, time=time.time())
-            lv_io.write_json(tmp / "state.json", meta)  # written last: marks the folder complete
+            files.write_json(tmp / "state.json", meta)  # written last: marks the folder complete
             self._written(tmp / "state.json")
             _fsync_dir(tmp)
             if final.exists():  # the same step saved again (e.g. stop, resume, stop): replace it
@@ -167,8 +167,8 @@ class CheckpointManager:
         state = json.loads((folder / "state.json").read_text())
         rng_file = folder / "rng" / f"rank{self.env.rank}.pt"
         return {
-            "model": lv_io.load_safetensors(folder / "model.safetensors") if tensors else {},
-            "ema": lv_io.load_safetensors(folder / "ema.safetensors") if tensors else {},
+            "model": files.load_safetensors(folder / "model.safetensors") if tensors else {},
+            "ema": files.load_safetensors(folder / "ema.safetensors") if tensors else {},
             "optimizer": torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True) if tensors else {},
             "state": state,
             # RNG states restore exactly only with the same number of processes.

@@ -20,7 +20,7 @@ def export_checkpoint(checkpoint, out=None, weights: str = "ema") -> Path:
     Returns the folder: `out`, by default CHECKPOINT/pipeline (or CHECKPOINT/pipeline-model)."""
     import torch
 
-    from .. import io as lv_io
+    from .. import files
     from ..encoders import TextEncoder
     from .config import ConfigError, load_config
     from .trainer import build_model, load_text_encoder, load_vae, write_pipeline
@@ -44,7 +44,7 @@ def export_checkpoint(checkpoint, out=None, weights: str = "ema") -> Path:
         raise ConfigError(f"the run's text encoder {cfg.encoders.text!r} cannot be saved in a pipeline")
     vae = load_vae(cfg, torch.device("cpu"), needed=True)
     out = Path(out) if out else checkpoint / ("pipeline" if weights == "ema" else f"pipeline-{weights}")
-    weights_sd = lv_io.load_safetensors(checkpoint / f"{weights}.safetensors")
+    weights_sd = files.load_safetensors(checkpoint / f"{weights}.safetensors")
     return write_pipeline(out, cfg, model_config, weights_sd, text_encoder, vae)
 
 

@@ -11,7 +11,7 @@ import math
 import time
 from pathlib import Path
 
-from .. import io as lv_io
+from .. import files
 
 
 class RunLog:
@@ -65,7 +65,7 @@ class RunLog:
         if not self.enabled:
             return
         self.entries.append(entry)
-        lv_io.write_text(self.jsonl, "".join(json.dumps(e) + "\n" for e in self.entries))
+        files.write_text(self.jsonl, "".join(json.dumps(e) + "\n" for e in self.entries))
         self.echo(format_entry(entry))
 
     def echo(self, line: str) -> None:
@@ -99,7 +99,7 @@ class RunLog:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = self.run_dir / "loss.png"
-        with lv_io.atomic_path(path) as tmp:
+        with files.atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)
         return path

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import io as lv_io
+from .. import files
 from . import distributed as D
 from .checkpoint import CheckpointManager, set_rng_state
 from .config import DEFAULT_SYSTEM_PROMPT, ConfigError, TrainConfig, dump_config
@@ -173,7 +173,7 @@ def write_pipeline(folder: Path, cfg: TrainConfig, model_config: dict, weights: 
     if isinstance(text_encoder, TextEncoder) and isinstance(vae, VideoVAE):
         LuminaVideoPipeline(model, vae, text_encoder, defaults=export_defaults(cfg)).save_pretrained(folder)
     else:
-        with lv_io.atomic_dir(folder) as tmp:
+        with files.atomic_dir(folder) as tmp:
             model.save_pretrained(tmp / "transformer")
     return folder
 
@@ -218,7 +218,7 @@ def _train(cfg, env, text_encoder, vae, dataset_factory, stop_at, checkpoint_hoo
     run_dir = Path(cfg.run_dir)
     config_text = dump_config(cfg)
     if env.is_main:
-        lv_io.write_text(run_dir / "config.yaml", config_text)
+        files.write_text(run_dir / "config.yaml", config_text)
 
     # -- 3. model on the device, wrapped from outside; the EMA follows its (sharded) parameters ---
     shard = env.world > 1 or cfg.distributed.fsdp == "always"

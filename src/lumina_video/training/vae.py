@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import yaml
 
-from .. import io as lv_io
+from .. import files
 from .checkpoint import CheckpointManager, set_rng_state
 from .config import ConfigError, apply_override, from_dict, to_dict
 from .distributed import DistEnv
@@ -140,7 +140,7 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, stop_at: int | None = 
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     config_text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
-    lv_io.write_text(run / "config.yaml", config_text)
+    files.write_text(run / "config.yaml", config_text)
     torch.manual_seed(cfg.seed)
 
     # 2. data: the last `holdout` usable records are kept out for the report
@@ -240,7 +240,7 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, stop_at: int | None = 
     final = VideoVAE(ae.eval())
     final.save_pretrained(run / "final")
     report = reconstruction_report(final, [ds[i] for i in sorted(held)], run)
-    lv_io.write_json(run / "final_report.json", report)
+    files.write_json(run / "final_report.json", report)
     return {"step": step, "finished": True, "run_dir": str(run), **report}
 
 
