@@ -1,4 +1,4 @@
-"""Motion score (SPEC §4) against analytic values, and the resumable, parallel `motion` annotator."""
+"""Motion score (REFERENCE.md §4) against analytic values, and the resumable, parallel `motion` annotator."""
 import json
 import subprocess
 import sys

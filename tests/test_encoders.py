@@ -1,10 +1,10 @@
-"""Text encoder and video VAE wrappers (SPEC §6)."""
+"""Text encoder and video VAE wrappers (REFERENCE.md §6)."""
 import warnings
 
 import pytest
 import torch
 
-from lumina_video.encoders import (LATENT_SCALE, SPEC_SYSTEM_PROMPT, PromptTruncatedWarning, TextEncoder,
+from lumina_video.encoders import (LATENT_SCALE, RELEASED_SYSTEM_PROMPT, PromptTruncatedWarning, TextEncoder,
                                    VideoVAE, minilm_path, tiny_config)
 
 PROMPTS = ["a red circle moving to the right", "", "a small blue triangle drifts slowly upwards on a plain grey background"]
@@ -71,8 +71,8 @@ def test_system_prompt_prefix_and_override(minilm, direct):
     assert int(mask.sum()) == len(tok(minilm.system_prompt)["input_ids"]) > 2
     f_plain, m_plain = minilm.encode(["a red circle"], system_prompt="")
     assert int(m_plain.sum()) == len(tok("a red circle")["input_ids"])
-    f_long, m_long = minilm.encode(["a red circle"], system_prompt=SPEC_SYSTEM_PROMPT)
-    assert int(m_long.sum()) == len(tok(SPEC_SYSTEM_PROMPT + "a red circle")["input_ids"])
+    f_long, m_long = minilm.encode(["a red circle"], system_prompt=RELEASED_SYSTEM_PROMPT)
+    assert int(m_long.sum()) == len(tok(RELEASED_SYSTEM_PROMPT + "a red circle")["input_ids"])
 
 
 def test_truncation_warns_and_names_prompt():
@@ -100,7 +100,7 @@ def test_save_load_round_trip_keeps_features_and_settings(tmp_path):
 
 
 def test_gemma2_defaults_follow_spec(tmp_path, direct):
-    """A tiny random Gemma-2 gets the released settings: hidden_states[-2], 256 tokens, SPEC prefix."""
+    """A tiny random Gemma-2 gets the released settings: hidden_states[-2], 256 tokens, released prefix."""
     from transformers import Gemma2Config, Gemma2Model
 
     _, tok = direct
@@ -110,9 +110,9 @@ def test_gemma2_defaults_follow_spec(tmp_path, direct):
     tok.save_pretrained(tmp_path / "g")
     enc = TextEncoder.from_pretrained(tmp_path / "g")
     s = enc.settings
-    assert (s.layer, s.max_length, s.pad_to_multiple_of, s.system_prompt) == (-2, 256, 8, SPEC_SYSTEM_PROMPT)
+    assert (s.layer, s.max_length, s.pad_to_multiple_of, s.system_prompt) == (-2, 256, 8, RELEASED_SYSTEM_PROMPT)
     feats, mask = enc.encode(["a red circle"])
-    ids = tok(SPEC_SYSTEM_PROMPT + "a red circle", return_tensors="pt")
+    ids = tok(RELEASED_SYSTEM_PROMPT + "a red circle", return_tensors="pt")
     with torch.no_grad():
         out = enc.model(**ids, output_hidden_states=True)
     n = ids["input_ids"].shape[1]
@@ -192,7 +192,7 @@ def test_frame_rules_match_the_model(vae):
         assert vae.decode(torch.randn(1, 16, t, 1, 1)).shape[2] == VideoVAE.num_frames(t)
     for f in (1, 8, 9, 16, 17, 96, 97):
         assert VideoVAE.num_frames(VideoVAE.latent_frames(f)) == f
-    assert VideoVAE.latent_frames(96) == 24  # SPEC §6
+    assert VideoVAE.latent_frames(96) == 24  # REFERENCE.md §6
     for f in (2, 5, 10, 12, 95):
         with pytest.raises(ValueError, match="1, 8m or 8m \\+ 1 frames"):
             VideoVAE.latent_frames(f)

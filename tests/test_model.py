@@ -28,7 +28,7 @@ def cond(b, L=6, d=32):
 
 
 def test_fresh_model_outputs_zero():
-    """Final layers are zero-initialised (SPEC §1), so a fresh model predicts exactly 0."""
+    """Final layers are zero-initialised (REFERENCE.md §1), so a fresh model predicts exactly 0."""
     model = tiny()
     t, cap, mask, motion = cond(2)
     out = model(torch.randn(2, 4, 4, 8, 8), t, cap, mask, motion, 2, 1)

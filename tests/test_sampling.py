@@ -18,7 +18,7 @@ def test_time_aware_walks_thresholds_in_order():
 
 
 def test_released_multiscale_step_split():
-    """SPEC §3: the f24 multi-scale preset spends 30 / 24 / 15 of its 69 steps at (2,4,4)/(2,2,2)/(1,2,2)."""
+    """REFERENCE.md §3: the f24 multi-scale preset spends 30 / 24 / 15 of its 69 steps at (2,4,4)/(2,2,2)/(1,2,2)."""
     cfg = SamplingConfig.preset("f24F96R960-MultiScale")
     assert cfg.steps == 69 and cfg.shift == 24 and cfg.renorm == 2
     counts = Counter(s["patch"] for s in step_plan(cfg))

@@ -1,4 +1,4 @@
-"""Training config: YAML + overrides, SPEC §5 defaults, clear errors at start naming the key or file."""
+"""Training config: YAML + overrides, REFERENCE.md §5 defaults, clear errors at start naming the key or file."""
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def write_yaml(path, manifest, **extra):
 def test_defaults_overrides_and_round_trip(tmp_path):
     cfg = load_config(write_yaml(tmp_path / "c.yaml", "m.jsonl"),
                       ["stages.0.tasks.0.global_batch=4", "ema.every=5", "distributed.compile=true"])
-    # SPEC §5 recipe defaults
+    # REFERENCE.md §5 recipe defaults
     assert (cfg.optim.weight_decay, cfg.optim.betas, cfg.optim.eps, cfg.optim.grad_clip) == (0.0, (0.9, 0.95), 1e-15, 2.0)
     assert (cfg.ema.decay, cfg.caption_dropout, cfg.vd_weight, cfg.t_sampling) == (0.99, 0.2, 1.0, "uniform")
     assert cfg.optim.lr == 1e-4 and isinstance(cfg.optim.lr, float)
@@ -140,5 +140,5 @@ def test_default_system_prompt_is_the_text_encoders_own():
     resolve_system_prompt(cfg, minilm)
     assert cfg.default_system_prompt == "Mine: "
     cfg = TrainConfig()
-    resolve_system_prompt(cfg, object())  # a stand-in encoder without one: the SPEC prompt
+    resolve_system_prompt(cfg, object())  # a stand-in encoder without one: the released prompt
     assert cfg.default_system_prompt == DEFAULT_SYSTEM_PROMPT

@@ -10,7 +10,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("lumina_video.convert", "convert an official Lumina-Video checkpoint to this project's format"),
     "generate": ("lumina_video.generate", "generate videos from prompts: NAME.mp4 + NAME.json (settings, timings)"),
-    "motion": ("lumina_video.data.motion", "annotate a manifest's videos with motion scores (optical flow, SPEC §4)"),
+    "motion": ("lumina_video.data.motion", "annotate a manifest's videos with motion scores (optical flow, REFERENCE.md §4)"),
     "extract-latents": ("lumina_video.data.latents", "encode a manifest's clips once with the VAE (latent files + latent_path)"),
     "train-vae": ("lumina_video.training.vae", "train a small CogVideoX-architecture VAE (e.g. for the demo model)"),
     "synth": ("lumina_video.data.synthetic", "render the synthetic dataset (clips, images, manifest with ground truth)"),

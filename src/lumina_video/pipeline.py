@@ -5,7 +5,7 @@
     latents = sample(transformer, noise, cap_feats, cap_mask, sampling)         (sampling/solver.py)
     frames  = vae.decode(latents)                                               in [-1, 1] -> uint8
 
-A folder in the diffusers layout (DESIGN.md): model_index.json, transformer/ (config.json +
+A folder in the diffusers layout (docs/ARCHITECTURE.md): model_index.json, transformer/ (config.json +
 model.safetensors), vae/ (diffusers), text_encoder/ + tokenizer/ (transformers). model_index.json
 also keeps the model's generation defaults (size, frames, fps, sampling settings).
 """

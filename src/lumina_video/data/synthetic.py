@@ -1,4 +1,4 @@
-"""The synthetic dataset: procedural clips with known ground truth (DESIGN.md, "The synthetic dataset").
+"""The synthetic dataset: procedural clips with known ground truth (docs/ARCHITECTURE.md, "The synthetic dataset").
 
 A clip is a plain or textured background and one (sometimes two) objects of a named colour and shape
 (`vocab`) moving in a straight line at constant speed, or staying still. Still images are one frame.

@@ -1,4 +1,4 @@
-"""Text encoder: a `transformers` model whose hidden states condition the DiT (SPEC §6).
+"""Text encoder: a `transformers` model whose hidden states condition the DiT (REFERENCE.md §6).
 
     text      = system_prompt + prompt                      (every prompt, the negative one too)
     tokens    = tokenizer(text, right padding to the longest, rounded up to a multiple of 8,
@@ -15,7 +15,7 @@ The offline default is all-MiniLM-L6-v2 (a 6-layer BERT, 384 wide, 512 positions
   layer -1        the sentence-transformers training optimised the *last* layer, mean-pooled, which
                   is how the DiT pools captions too (BERT's last layer is already layer-normed).
   max_length 128  the length it was trained on.
-  system prompt   "Generate a video: " (4 tokens). The SPEC prompt is 30 BERT tokens, so a short
+  system prompt   "Generate a video: " (4 tokens). The released prompt is 30 BERT tokens, so a short
                   caption's masked mean would be mostly the fixed prefix.
 The settings are saved beside the weights (SETTINGS_NAME), so training and sampling agree.
 """
@@ -32,11 +32,11 @@ from torch import nn
 
 from .. import files
 
-SPEC_SYSTEM_PROMPT = (
+RELEASED_SYSTEM_PROMPT = (
     "You are an assistant designed to generate high-quality videos with the highest degree of "
     "image-text alignment based on user prompts. <Prompt Start> "
 )
-DEFAULT_SYSTEM_PROMPT = SPEC_SYSTEM_PROMPT
+DEFAULT_SYSTEM_PROMPT = RELEASED_SYSTEM_PROMPT
 SHORT_SYSTEM_PROMPT = "Generate a video: "
 SETTINGS_NAME = "lumina_text_encoder.json"
 # A saved text encoder that is the bundled MiniLM is written as this reference (plus its settings)
@@ -60,7 +60,7 @@ class TextEncoderSettings:
 
     @classmethod
     def for_model_type(cls, model_type: str, max_positions: int | None = None) -> "TextEncoderSettings":
-        """Defaults per architecture: Gemma-2 as released (SPEC §6), BERT/MiniLM as the module doc says."""
+        """Defaults per architecture: Gemma-2 as released (REFERENCE.md §6), BERT/MiniLM as the module doc says."""
         if model_type == "bert":
             return cls(layer=-1, max_length=128, system_prompt=SHORT_SYSTEM_PROMPT)
         s = cls()

@@ -1,4 +1,4 @@
-"""Video VAE: the diffusers `AutoencoderKLCogVideoX` with the latent convention of SPEC §6.
+"""Video VAE: the diffusers `AutoencoderKLCogVideoX` with the latent convention of REFERENCE.md §6.
 
     latents = latent_dist.mode() * scale          scale = 1.15258426, no shift
     pixels  = decoder(latents / scale)            pixels in [-1, 1], (B, 3, F, H, W)
@@ -8,7 +8,7 @@ this class (diffusers 0.42; the rule follows from its causal time compression, n
 
     encode F frames  -> ceil(F / 4) latent frames. Each latent frame summarises one whole group of
                         4 frames (or the lone first frame) only when F = 1, 4k or 4k + 1, so encode
-                        accepts just those: 96 -> 24 (SPEC's frames // 4), 97 -> 25.
+                        accepts just those: 96 -> 24 (the release's frames // 4), 97 -> 25.
     decode T latents -> 4T frames when T is even, 4T - 3 when T is odd (1 -> 1, 2 -> 8, 3 -> 9, 24 -> 96).
 
 So a generated video has 1, 8m or 8m + 1 frames (`latent_frames` / `num_frames` below); the DiT's

@@ -1,4 +1,4 @@
-"""Multi-scale Next-DiT: one transformer backbone shared by several patch sizes (SPEC §1).
+"""Multi-scale Next-DiT: one transformer backbone shared by several patch sizes (REFERENCE.md §1).
 
 velocity = model(x, t, cap_feats, cap_mask, motion_score, patch_size, f_patch_size)
 
@@ -93,7 +93,7 @@ class MultiScaleNextDiT(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     def initialize_weights(self):
-        """Training-from-scratch initialisation (SPEC §1), all in one place."""
+        """Training-from-scratch initialisation (REFERENCE.md §1), all in one place."""
         if self.pad_token.is_meta:
             return
         for m in self.modules():
@@ -291,7 +291,7 @@ def load_state_dict_checked(model: nn.Module, sd: dict, assign: bool = False) ->
             return f"\n  {title} ({len(items)}): " + ", ".join(items[:8]) + more
 
         raise ValueError(
-            "state dict does not match the model (the official key names of SPEC §1 are accepted, "
+            "state dict does not match the model (the official key names of REFERENCE.md §1 are accepted, "
             "optionally with `_orig_mod.` or `module.` inside):"
             + show("missing", missing) + show("unexpected", unexpected) + show("mis-shaped", misshaped)
         )

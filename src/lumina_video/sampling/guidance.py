@@ -1,4 +1,4 @@
-"""Classifier-free guidance with renormalisation (SPEC §3).
+"""Classifier-free guidance with renormalisation (REFERENCE.md §3).
 
     out = pos + s * (pos - neg)                      (effective weight 1 + s), in fp32
     if r > 0 and ||out|| > r * ||pos||:  out *= r * ||pos|| / ||out||     (per sample, all dims)

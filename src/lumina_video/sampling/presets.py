@@ -1,4 +1,4 @@
-"""The released sampling presets (SPEC §3), in the official dictionary format."""
+"""The released sampling presets (REFERENCE.md §3), in the official dictionary format."""
 
 GUIDE_F24 = (20.0, (0.2, 0.0))
 GUIDE_F16 = (12.0, (0.4, 0.0))

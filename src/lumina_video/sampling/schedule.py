@@ -1,4 +1,4 @@
-"""Time-aware values (SPEC §3).
+"""Time-aware values (REFERENCE.md §3).
 
 A value is either a constant or `(v0, (th1, v1), (th2, v2), ...)`: start from v0 and, walking the
 pairs in order, take vk while t >= thk; stop at the first threshold not reached. t is the model's time

@@ -1,8 +1,8 @@
 """The sampler: Euler on the shifted grid with motion-aware guidance and a patch-size schedule.
 
-    grid t_0 = 0 < t_1 < ... < t_N = 1   (linspace shifted by `shift`, t = 0 noise, SPEC §2)
+    grid t_0 = 0 < t_1 < ... < t_N = 1   (linspace shifted by `shift`, t = 0 noise, REFERENCE.md §2)
     x_{k+1} = x_k + (t_{k+1} - t_k) * v(x_k, t_k)             (N Euler steps, no extra final step)
-    v = pos + s(t) * (pos - neg), renormalised               (SPEC §3; neg skipped when s(t) == 0)
+    v = pos + s(t) * (pos - neg), renormalised               (REFERENCE.md §3; neg skipped when s(t) == 0)
     pos = model(x, t, prompt, motion(t), P(t)),  neg = model(x, t, negative prompt, neg_motion(t), P(t))
 """
 from __future__ import annotations

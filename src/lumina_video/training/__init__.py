@@ -1,4 +1,4 @@
-"""Training: multi-task, multi-scale flow matching with progressive stages (SPEC §5)."""
+"""Training: multi-task, multi-scale flow matching with progressive stages (REFERENCE.md §5)."""
 from .config import ConfigError, TrainConfig, load_config
 from .trainer import NonFiniteLossError, TrainResult, train
 

@@ -6,7 +6,7 @@ Every key is checked against the dataclasses: an unknown key is an error naming 
 and listing the accepted keys. The resolved config (defaults filled in, overrides applied) is written
 into the run folder by the trainer (`dump_config`).
 
-Layout (SPEC §5 defaults):
+Layout (REFERENCE.md §5 defaults):
     run_dir, seed, model{preset, args, init_from}, encoders{text, vae, text_cache, text_layer},
     stages[{name, steps, lr, tasks[{name, media, sources[{manifest, system_prompt, ratio, name}], size,
             fps, num_frames, pt, p, shift, global_batch, micro_batch, latents}]}],
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-# SPEC §6: the prefix of every prompt.
+# REFERENCE.md §6: the prefix of every prompt.
 DEFAULT_SYSTEM_PROMPT = (
     "You are an assistant designed to generate high-quality videos with the highest degree of image-text "
     "alignment based on user prompts. <Prompt Start> "
@@ -56,7 +56,7 @@ class TaskConfig:
     num_frames: int = 16            # pixel frames of a clip (images: 1); latent frames = num_frames / 4
     pt: int = 1                     # temporal patch size
     p: int = 2                      # spatial patch size
-    shift: float | None = None      # time shift a; None: the recipe value for (media, pt, p) (SPEC §2)
+    shift: float | None = None      # time shift a; None: the recipe value for (media, pt, p) (REFERENCE.md §2)
     global_batch: int = 8           # items per optimizer step, over all processes
     micro_batch: int | None = None  # items per forward/backward; None: a process's whole share
     latents: str = "on_the_fly"     # "on_the_fly" (VAE encodes pixels) | "extracted" (latent_path files)
@@ -89,7 +89,7 @@ class EncodersConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with a constant learning rate (SPEC §5)."""
+    """AdamW with a constant learning rate (REFERENCE.md §5)."""
     lr: float = 2e-4
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.95)
@@ -133,8 +133,8 @@ class TrainConfig:
     t_sampling: str = "uniform"     # "uniform" | "logit_normal"
     logit_mean: float = 0.0
     logit_std: float = 1.0
-    default_system_prompt: str | None = None  # None: the text encoder's own (Gemma: SPEC §6; MiniLM: short)
-    video_motion_drop: float = 0.3  # SPEC §4
+    default_system_prompt: str | None = None  # None: the text encoder's own (Gemma: REFERENCE.md §6; MiniLM: short)
+    video_motion_drop: float = 0.3  # REFERENCE.md §4
     image_motion_prob: float = 0.4
     log_every: int = 10
     num_workers: int = 0            # data loader worker processes per task

@@ -85,7 +85,7 @@ def task_records(task: TaskConfig, seed: int, key: str = "task") -> tuple[list[d
 
 def build_dataset(task: TaskConfig, cfg: TrainConfig, records: list, prompts: dict):
     """The task's MediaDataset. Videos decoded for the VAE get 4k + 1 frames (k + 1 latent frames,
-    the first of which the SPEC §5 rule drops), for num_frames = 4k."""
+    the first of which the REFERENCE.md §5 rule drops), for num_frames = 4k."""
     from ..data.dataset import MediaDataset
 
     frames = task.num_frames + 1 if task.media == "video" else 1
@@ -219,7 +219,7 @@ class TaskStream:
 
 
 # ------------------------------------------------------------------------------------------------
-# SPEC §5 temporal rule for video latents
+# REFERENCE.md §5 temporal rule for video latents
 # ------------------------------------------------------------------------------------------------
 
 def video_latent_window(latent: torch.Tensor, max_frames: int, pt: int, generator: torch.Generator | None):

@@ -1,4 +1,4 @@
-"""Exponential moving average of the model's parameters (SPEC §5: decay 0.99, updated every 10 steps).
+"""Exponential moving average of the model's parameters (REFERENCE.md §5: decay 0.99, updated every 10 steps).
 
     ema <- decay * ema + (1 - decay) * param
 

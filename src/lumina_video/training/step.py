@@ -1,6 +1,6 @@
 """One micro-batch of one task: dataset items -> model inputs -> flow-matching loss per item.
 
-For item i with data latent x1 (SPEC §2, §5):
+For item i with data latent x1 (REFERENCE.md §2, §5):
     caption  <- ""  with probability caption_dropout   (the text is then the system prompt alone)
     t        ~ U(0, 1) or logit-normal, then t <- t / (t + a - a t)   (a: the task's time shift)
     x0       ~ N(0, I)
@@ -89,7 +89,7 @@ class CaptionEncoder:
 @torch.no_grad()
 def data_latents(items: list[dict], task: TaskConfig, vae, generators, device) -> list[torch.Tensor]:
     """Each item's training latent (C, F, H, W): pre-extracted, or encoded now by the VAE; videos get
-    the SPEC §5 temporal window."""
+    the REFERENCE.md §5 temporal window."""
     if all("latent" in it for it in items):
         raw = [it["latent"].float() for it in items]
     else:

@@ -1,4 +1,4 @@
-"""The training loop, top to bottom (SPEC §5).
+"""The training loop, top to bottom (REFERENCE.md §5).
 
     lumina-video train configs/tiny.yaml optim.lr=1e-4            # one process
     torchrun --nproc_per_node 8 -m lumina_video.cli train configs/stage3.yaml   # FSDP over 8 GPUs
@@ -126,7 +126,7 @@ def load_vae(cfg: TrainConfig, device, needed: bool):
 
 def resolve_system_prompt(cfg: TrainConfig, text_encoder) -> None:
     """Training must prefix the same system prompt that generation will: by default the text
-    encoder's own (`TextEncoder.system_prompt`: the SPEC §6 prompt for Gemma-2, a short one for
+    encoder's own (`TextEncoder.system_prompt`: the REFERENCE.md §6 prompt for Gemma-2, a short one for
     MiniLM). Written into the resolved config."""
     if cfg.default_system_prompt is None:
         cfg.default_system_prompt = getattr(text_encoder, "system_prompt", None) or DEFAULT_SYSTEM_PROMPT
