@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from lumina_video.model import MultiScaleNextDiT, MultiScaleNextDiT_Tiny, load_state_dict_checked
+from lumina_video.model import (PRESETS, MultiScaleNextDiT, MultiScaleNextDiT_Tiny, NextDiTConfig, build_model,
+                                flops_per_item, load_state_dict_checked, train_flops_per_item)
 from lumina_video.model import attention as attn
 
 
@@ -110,6 +111,84 @@ def test_from_pretrained_bf16(tmp_path):
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
+# ---- the config, stated once -------------------------------------------------------------------
+
+OFFICIAL_NAMES = ["all_patch_size", "all_f_patch_size", "in_channels", "dim", "n_layers", "n_heads", "n_kv_heads",
+                  "multiple_of", "ffn_dim_multiplier", "norm_eps", "qk_norm", "cap_feat_dim", "rope_theta", "t_scale",
+                  "motion_scale", "axes_lens"]
+
+
+def test_config_object_keywords_and_dict_build_the_same_model():
+    fields = dict(dim=64, n_layers=2, n_heads=2, n_kv_heads=None, in_channels=4, cap_feat_dim=32, multiple_of=16)
+    by_keywords = MultiScaleNextDiT(**fields)
+    by_config = MultiScaleNextDiT(NextDiTConfig(**fields))
+    assert list(by_keywords.config) == OFFICIAL_NAMES
+    assert by_keywords.config == by_config.config == MultiScaleNextDiT(by_config.config).config
+    assert by_keywords.config["n_kv_heads"] == 2  # None means n_heads
+    assert by_keywords.config["all_patch_size"] == [2, 2, 4] and by_keywords.config["axes_lens"] == [64, 128, 128]
+    assert MultiScaleNextDiT.from_config(dict(by_keywords.config, format_version=1)).config == by_keywords.config
+    assert MultiScaleNextDiT(by_config.config, n_layers=1).config["n_layers"] == 1  # keywords replace fields
+    assert NextDiTConfig.from_dict(by_config.config) == NextDiTConfig(**dict(fields, n_kv_heads=2))
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match=r"unknown model config keys \['depth'\]"):
+        MultiScaleNextDiT.from_config({"depth": 3})
+    with pytest.raises(ValueError, match="must be non-empty lists of the same length"):
+        NextDiTConfig(all_patch_size=[2, 4], all_f_patch_size=[1])
+    with pytest.raises(ValueError, match="n_layers must be a positive integer, got 0"):
+        NextDiTConfig(n_layers=0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'depth'"):
+        MultiScaleNextDiT(depth=3)
+    with pytest.raises(TypeError, match="config must be a NextDiTConfig or a dict"):
+        MultiScaleNextDiT([2, 2, 4])
+
+
+def test_presets_fix_their_size():
+    model = build_model("Tiny", in_channels=4, cap_feat_dim=32)
+    assert {k: model.config[k] for k in PRESETS["Tiny"]} == PRESETS["Tiny"]
+    assert MultiScaleNextDiT_Tiny(in_channels=4, cap_feat_dim=32).config == model.config
+    with pytest.raises(TypeError, match="multiple values for keyword argument 'dim'"):
+        MultiScaleNextDiT_Tiny(dim=32)
+    with pytest.raises(ValueError, match="unknown model preset 'Huge'"):
+        build_model("Huge")
+    assert model.has_patch(patch_size=4, f_patch_size=2) and not model.has_patch(patch_size=4, f_patch_size=1)
+
+
+def test_flops_per_item_hand_count():
+    """dim 64, 2 heads, 1 kv head (kv width 32), FFN 176 (int(8 * 64 / 3) = 170 rounded up to 16s),
+    caption width 32, 2 layers; N = 16 tokens, S = 6 caption tokens."""
+    config = tiny().config
+    n, s = 16, 6
+    per_block = (2 * n * 64 * 64  # wq
+                 + 2 * 2 * n * 64 * 32  # wk, wv
+                 + 2 * n * 64 * 64  # wo
+                 + 3 * 2 * n * 64 * 176  # w1, w3, w2
+                 + 2 * 2 * s * 32 * 32  # wk_y, wv_y
+                 + 2 * 2 * n * n * 64  # self-attention QK^T, AV
+                 + 2 * 2 * n * s * 64)  # caption attention QK^T, AV
+    assert per_block == 1_589_248
+    assert flops_per_item(config, n, s) == 2 * per_block
+    patch = 2 * 2 * n * 64 * (1 * 2 * 2 * 4)  # x_embedder and final linear of (pt, p) = (1, 2), C = 4
+    assert flops_per_item(NextDiTConfig.from_dict(config), n, s, patch=(1, 2)) == 2 * per_block + patch
+    assert train_flops_per_item(config, n, s) == 3 * 2 * per_block
+
+
+def test_flops_linear_terms_match_torch_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = tiny().eval()
+    t, cap, mask, _ = cond(1)
+    x = torch.randn(1, 4, 4, 8, 8)  # (pt, p) = (1, 2): 4 x 4 x 4 = 64 tokens
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x, t, cap, mask, None, 2, 1)
+    counts = counter.get_flop_counts()
+    linears = [f"attention.{w}" for w in ("wq", "wk", "wv", "wo", "wk_y", "wv_y")] + ["feed_forward"]
+    block_linear = sum(sum(counts[f"MultiScaleNextDiT.layers.0.{m}"].values()) for m in linears)
+    attention = 4 * 64 * 64 * 64 + 4 * 64 * 6 * 64
+    assert 2 * (block_linear + attention) == flops_per_item(model.config, 64, 6)
+
+
 # ---- errors -----------------------------------------------------------------------------------
 
 def test_error_size_not_divisible():
@@ -200,10 +279,30 @@ def test_varlen_path_equals_sdpa():
     assert torch.equal(packed[~q_mask], torch.zeros_like(packed[~q_mask]))
 
 
-def test_flash_backend_request_without_flash_is_clear(monkeypatch):
-    monkeypatch.setattr(attn, "BACKEND", "flash")
+def test_flash_backend_request_without_flash_is_clear():
     with pytest.raises(RuntimeError, match="needs flash-attn installed and half-precision CUDA"):
-        attn.attend(torch.randn(1, 2, 2, 8), torch.randn(1, 2, 2, 8), torch.randn(1, 2, 2, 8), None, None)
+        attn.attend(torch.randn(1, 2, 2, 8), torch.randn(1, 2, 2, 8), torch.randn(1, 2, 2, 8), None, None,
+                    backend="flash")
+    model = tiny()
+    model.set_attention_backend("flash")
+    t, cap, mask, motion = cond(1)
+    with pytest.raises(RuntimeError, match="needs flash-attn installed and half-precision CUDA"):
+        model(torch.randn(1, 4, 2, 8, 8), t, cap, mask, motion, 2, 1)
+
+
+def test_attention_backend_is_per_model():
+    """Two models in one process can use different kernels; "sdpa" computes what "auto" does on CPU."""
+    auto, sdpa = randomize(tiny()), tiny(attention_backend="sdpa")
+    sdpa.load_state_dict(auto.state_dict())
+    assert auto.attention_backend == "auto" and sdpa.attention_backend == "sdpa"
+    assert {m.backend for m in sdpa.modules() if isinstance(m, attn.Attention)} == {"sdpa"}
+    assert {m.backend for m in auto.modules() if isinstance(m, attn.Attention)} == {"auto"}
+    t, cap, mask, motion = cond(2)
+    x = torch.randn(2, 4, 2, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(auto(x, t, cap, mask, motion, 2, 1), sdpa(x, t, cap, mask, motion, 2, 1))
+    with pytest.raises(ValueError, match="attention_backend must be one of"):
+        auto.set_attention_backend("xformers")
 
 
 def test_atomic_writes_get_normal_permissions(tmp_path):

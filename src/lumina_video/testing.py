@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .encoders import TextEncoder, VideoVAE, tiny_config
-from .model import PRESETS as MODEL_PRESETS
+from .model import build_model
 
 TINY_DEFAULTS = dict(height=32, width=32, num_frames=8, fps=8.0, sampling="f24F96R960-MultiScale")
 
@@ -32,7 +32,7 @@ def make_tiny_pipeline(folder=None, seed: int = 0, model_size: str = "Tiny", vae
     text = TextEncoder.from_pretrained()
     torch.manual_seed(seed)
     vae = VideoVAE.from_config(tiny_config(channels=vae_channels))
-    model = MODEL_PRESETS[model_size](in_channels=vae.latent_channels, cap_feat_dim=text.dim)
+    model = build_model(model_size, in_channels=vae.latent_channels, cap_feat_dim=text.dim)
     randomize_zero_init(model, gen)
     pipe = LuminaVideoPipeline(model, vae, text, defaults={**TINY_DEFAULTS, **(defaults or {})})
     if folder is not None:

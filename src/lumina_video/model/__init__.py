@@ -1,5 +1,7 @@
 """Multi-scale Next-DiT model."""
-from .nextdit import MultiScaleNextDiT, load_state_dict_checked, clean_state_dict, count_params, patch_key
+from .config import NextDiTConfig
+from .flops import PEAK_BF16_TFLOPS, flops_per_item, peak_bf16_flops, train_flops_per_item
+from .nextdit import MultiScaleNextDiT, clean_state_dict, count_params, load_state_dict_checked, patch_key
 from .presets import (
     PRESETS,
     MultiScaleNextDiT_2B_GQA,
@@ -10,7 +12,8 @@ from .presets import (
 )
 
 __all__ = [
-    "MultiScaleNextDiT", "MultiScaleNextDiT_2B_GQA", "MultiScaleNextDiT_4B_GQA", "MultiScaleNextDiT_Small",
-    "MultiScaleNextDiT_Tiny", "PRESETS", "build_model", "load_state_dict_checked", "clean_state_dict",
-    "count_params", "patch_key",
+    "MultiScaleNextDiT", "NextDiTConfig", "MultiScaleNextDiT_2B_GQA", "MultiScaleNextDiT_4B_GQA",
+    "MultiScaleNextDiT_Small", "MultiScaleNextDiT_Tiny", "PRESETS", "build_model", "load_state_dict_checked",
+    "clean_state_dict", "count_params", "patch_key", "flops_per_item", "train_flops_per_item",
+    "peak_bf16_flops", "PEAK_BF16_TFLOPS",
 ]

@@ -6,6 +6,10 @@ Kernels:
   (flash-attention's `flash_attn_varlen_func` when it is installed and tensors are half precision
   on CUDA). Items of a ragged batch never see each other with either kernel.
 GQA: query head h uses kv head h // (n_heads / n_kv_heads) (contiguous groups).
+
+The kernel is chosen per model, not per process: each `Attention` has a `backend` ("auto":
+flash-attention when usable, else SDPA; "sdpa" or "flash" force one), which
+`MultiScaleNextDiT.set_attention_backend` sets for all its blocks.
 """
 from __future__ import annotations
 
@@ -22,11 +26,11 @@ try:  # optional dependency, never required
 except Exception:  # pragma: no cover - depends on the environment
     _flash_varlen = None
 
-# "auto": flash-attention when usable, else SDPA. "sdpa" or "flash" force one.
-BACKEND = "auto"
+BACKENDS = ("auto", "sdpa", "flash")
 
 
 def flash_available() -> bool:
+    """Whether flash-attention's varlen kernel could be imported."""
     return _flash_varlen is not None
 
 
@@ -73,21 +77,22 @@ def varlen_attention(q, k, v, q_mask, k_mask, kernel):
     return full.reshape(b, l, hq, d)
 
 
-def use_flash(q: torch.Tensor) -> bool:
-    if BACKEND == "sdpa":
+def use_flash(q: torch.Tensor, backend: str = "auto") -> bool:
+    """Whether `backend` runs flash-attention for queries `q`; "flash" where it cannot is a RuntimeError."""
+    if backend == "sdpa":
         return False
     usable = flash_available() and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
-    if BACKEND == "flash" and not usable:
+    if backend == "flash" and not usable:
         raise RuntimeError(
             "attention backend 'flash' was requested but needs flash-attn installed and half-precision "
-            "CUDA tensors; set lumina_video.model.attention.BACKEND = 'auto' or 'sdpa'"
+            "CUDA tensors; use model.set_attention_backend('auto') or ('sdpa')"
         )
     return usable
 
 
-def attend(q, k, v, q_mask, k_mask):
-    """Dispatch to the best kernel. Masks are (B, L) / (B, S) bool, or None meaning all real."""
-    if use_flash(q):
+def attend(q, k, v, q_mask, k_mask, backend: str = "auto"):
+    """Dispatch to the kernel `backend` picks. Masks are (B, L) / (B, S) bool, or None meaning all real."""
+    if use_flash(q, backend):
         q_mask = q_mask if q_mask is not None else q.new_ones(q.shape[:2], dtype=torch.bool)
         k_mask = k_mask if k_mask is not None else k.new_ones(k.shape[:2], dtype=torch.bool)
         return varlen_attention(q, k, v, q_mask, k_mask, _flash_varlen)
@@ -104,6 +109,7 @@ class Attention(nn.Module):
         if n_heads % n_kv_heads:
             raise ValueError(f"n_heads {n_heads} must be a multiple of n_kv_heads {n_kv_heads}")
         self.n_heads, self.n_kv_heads = n_heads, n_kv_heads
+        self.backend = "auto"  # the kernel; MultiScaleNextDiT.set_attention_backend sets it per model
         self.head_dim = dim // n_heads
         kv_width = n_kv_heads * self.head_dim
         self.wq = nn.Linear(dim, n_heads * self.head_dim, bias=False)
@@ -129,11 +135,11 @@ class Attention(nn.Module):
         v = self.wv(x).view(b, l, self.n_kv_heads, hd)
         q, k = apply_rope(q, freqs), apply_rope(k, freqs)
 
-        out = attend(q, k, v, x_mask, x_mask)  # (B, L, Hq, hd)
+        out = attend(q, k, v, x_mask, x_mask, self.backend)  # (B, L, Hq, hd)
 
         s = y.shape[1]
         ky = self.ky_norm(self.wk_y(y)).view(b, s, self.n_kv_heads, hd)
         vy = self.wv_y(y).view(b, s, self.n_kv_heads, hd)
-        out_y = attend(q, ky, vy, x_mask, y_mask)  # text: no RoPE on keys
+        out_y = attend(q, ky, vy, x_mask, y_mask, self.backend)  # text: no RoPE on keys
         out = out + out_y * torch.tanh(self.gate).to(out_y.dtype).view(1, 1, -1, 1)
         return self.wo(out.flatten(2))

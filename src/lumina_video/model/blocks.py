@@ -43,8 +43,20 @@ class FeedForward(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    def __init__(self, dim, n_heads, n_kv_heads, multiple_of, ffn_dim_multiplier, norm_eps, qk_norm,
-                 cap_feat_dim, cond_dim):
+    """One Next-DiT block: sandwich-normed attention and SwiGLU FFN, each scaled and gated by adaLN.
+
+    dim:                width of the token stream.
+    n_heads, n_kv_heads: query heads and key/value heads (grouped-query attention).
+    multiple_of, ffn_dim_multiplier: FFN width rule (`ffn_hidden_dim`).
+    norm_eps:           epsilon of the five RMSNorms.
+    qk_norm:            LayerNorm on queries and keys.
+    cap_feat_dim:       width of the caption features the attention reads.
+    cond_dim:           width of the conditioning vector c (min(dim, 1024)).
+    """
+
+    def __init__(self, dim: int, n_heads: int, n_kv_heads: int, multiple_of: int,
+                 ffn_dim_multiplier: float | None, norm_eps: float, qk_norm: bool, cap_feat_dim: int,
+                 cond_dim: int):
         super().__init__()
         self.attention = Attention(dim, n_heads, n_kv_heads, cap_feat_dim, qk_norm)
         self.feed_forward = FeedForward(dim, ffn_hidden_dim(dim, multiple_of, ffn_dim_multiplier))
@@ -55,8 +67,10 @@ class TransformerBlock(nn.Module):
         self.attention_y_norm = RMSNorm(cap_feat_dim, norm_eps)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 4 * dim))
 
-    def forward(self, x, x_mask, freqs, cap_feats, cap_mask, c):
-        """x (B, L, dim); c (B, cond_dim); cap_feats (B, S, cap_feat_dim) -> (B, L, dim)."""
+    def forward(self, x: torch.Tensor, x_mask: torch.Tensor | None, freqs: torch.Tensor, cap_feats: torch.Tensor,
+                cap_mask: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """x (B, L, dim), x_mask (B, L) bool or None (all real), freqs (B, L, head_dim/2) complex RoPE
+        factors, cap_feats (B, S, cap_feat_dim), cap_mask (B, S) bool, c (B, cond_dim) -> (B, L, dim)."""
         scale_msa, gate_msa, scale_mlp, gate_mlp = self.adaLN_modulation(c)[:, None].chunk(4, dim=-1)
         y = self.attention_y_norm(cap_feats)
         h = self.attention(self.attention_norm1(x) * (1 + scale_msa), x_mask, freqs, y, cap_mask)

@@ -6,24 +6,28 @@ The model is pure: no guidance, schedules or distribution code here.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .. import files
+from .attention import BACKENDS, Attention
 from .blocks import FinalLayer, TransformerBlock
+from .config import METADATA_KEYS, NextDiTConfig
 from .embed import (TimestepEmbedder, caption_embedder, check_divisible, masked_mean, patchify,
                     token_grid, unpatchify)
-from .rope import DEFAULT_AXES_LENS, RoPE3D
+from .rope import RoPE3D
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-METADATA_KEYS = {"format_version", "torch_dtype", "converted_from"}  # in config.json, not constructor args
+__all__ = ["MultiScaleNextDiT", "NextDiTConfig", "METADATA_KEYS", "patch_key", "clean_state_dict",
+           "load_state_dict_checked", "count_params"]
 
 
 def patch_key(patch_size: int, f_patch_size: int) -> str:
@@ -31,64 +35,67 @@ def patch_key(patch_size: int, f_patch_size: int) -> str:
     return f"{patch_size}-{f_patch_size}"
 
 
+def _resolve_config(config, fields: dict) -> NextDiTConfig:
+    """A NextDiTConfig from a config object, a config dict and/or keyword fields (keywords win)."""
+    if config is None:
+        return NextDiTConfig(**fields)
+    if isinstance(config, dict):
+        config = NextDiTConfig.from_dict(config)
+    if not isinstance(config, NextDiTConfig):
+        raise TypeError(f"config must be a NextDiTConfig or a dict, got {type(config).__name__}; "
+                        f"pass the architecture's fields by keyword")
+    return replace(config, **fields) if fields else config
+
+
 class MultiScaleNextDiT(nn.Module):
-    def __init__(
-        self,
-        all_patch_size=(2, 2, 4),
-        all_f_patch_size=(1, 2, 2),
-        in_channels: int = 16,
-        dim: int = 2304,
-        n_layers: int = 24,
-        n_heads: int = 16,
-        n_kv_heads: int | None = 8,
-        multiple_of: int = 256,
-        ffn_dim_multiplier: float | None = None,
-        norm_eps: float = 1e-5,
-        qk_norm: bool = True,
-        cap_feat_dim: int = 2304,
-        rope_theta: float = 256.0,
-        t_scale: float = 1000.0,
-        motion_scale: float = 20.0,
-        axes_lens=DEFAULT_AXES_LENS,
-    ):
+    """One transformer backbone shared by several patch shapes (docs/REFERENCE.md §1).
+
+    Built from a `NextDiTConfig` (or its dict, e.g. a config.json) or from its fields as keywords:
+    `MultiScaleNextDiT(config)`, `MultiScaleNextDiT(dim=256, n_layers=6, ...)`, or both (keywords
+    replace the config's fields). The arguments, all documented on `NextDiTConfig`:
+
+        all_patch_size, all_f_patch_size   spatial and temporal patch sizes, one pair per patch shape
+        in_channels, dim, n_layers         latent channels, width, depth
+        n_heads, n_kv_heads                query and key/value heads (grouped-query attention)
+        multiple_of, ffn_dim_multiplier    FFN width rounding and factor
+        norm_eps, qk_norm                  RMSNorm epsilon; LayerNorm on queries and keys
+        cap_feat_dim                       width of the caption features
+        rope_theta, axes_lens              3D RoPE base and table limits
+        t_scale, motion_scale              factors on t and on the motion score before embedding
+
+    `attention_backend` ("auto", "sdpa" or "flash") picks the attention kernel of this model only
+    (see `set_attention_backend`); it is not part of the config. `model.config` is the config as a
+    dict with the official names.
+    """
+
+    def __init__(self, config: NextDiTConfig | dict | None = None, *, attention_backend: str = "auto", **fields):
         super().__init__()
-        all_patch_size, all_f_patch_size = list(all_patch_size), list(all_f_patch_size)
-        if len(all_patch_size) != len(all_f_patch_size) or not all_patch_size:
-            raise ValueError(
-                f"all_patch_size {all_patch_size} and all_f_patch_size {all_f_patch_size} must be "
-                f"non-empty lists of the same length (one spatial and one temporal size per patch shape)"
-            )
-        n_kv_heads = n_kv_heads or n_heads
-        self.config = dict(
-            all_patch_size=all_patch_size, all_f_patch_size=all_f_patch_size, in_channels=in_channels,
-            dim=dim, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads, multiple_of=multiple_of,
-            ffn_dim_multiplier=ffn_dim_multiplier, norm_eps=norm_eps, qk_norm=qk_norm,
-            cap_feat_dim=cap_feat_dim, rope_theta=rope_theta, t_scale=t_scale, motion_scale=motion_scale,
-            axes_lens=list(axes_lens),
-        )
-        self.in_channels = in_channels
-        self.t_scale = t_scale
-        self.motion_scale = motion_scale
-        cond_dim = min(dim, 1024)
-        self.patch_shapes = [(pt, p) for p, pt in zip(all_patch_size, all_f_patch_size)]
+        cfg = _resolve_config(config, fields)
+        self.config = cfg.to_dict()
+        self.in_channels = cfg.in_channels
+        self.t_scale = cfg.t_scale
+        self.motion_scale = cfg.motion_scale
+        self.patch_shapes = cfg.patch_shapes
+        cond_dim = min(cfg.dim, 1024)
 
         self.all_x_embedder = nn.ModuleDict()
         self.all_final_layer = nn.ModuleDict()
         for pt, p in self.patch_shapes:
-            width = pt * p * p * in_channels
-            self.all_x_embedder[patch_key(p, pt)] = nn.Linear(width, dim)
-            self.all_final_layer[patch_key(p, pt)] = FinalLayer(dim, width, cond_dim)
+            width = pt * p * p * cfg.in_channels
+            self.all_x_embedder[patch_key(p, pt)] = nn.Linear(width, cfg.dim)
+            self.all_final_layer[patch_key(p, pt)] = FinalLayer(cfg.dim, width, cond_dim)
 
         self.t_embedder = TimestepEmbedder(cond_dim)
         self.motion_embedder = TimestepEmbedder(cond_dim)
-        self.cap_embedder = caption_embedder(cap_feat_dim, cond_dim, eps=1e-5)
+        self.cap_embedder = caption_embedder(cfg.cap_feat_dim, cond_dim, eps=1e-5)
         self.layers = nn.ModuleList(
-            TransformerBlock(dim, n_heads, n_kv_heads, multiple_of, ffn_dim_multiplier, norm_eps, qk_norm,
-                             cap_feat_dim, cond_dim)
-            for _ in range(n_layers)
+            TransformerBlock(cfg.dim, cfg.n_heads, cfg.n_kv_heads, cfg.multiple_of, cfg.ffn_dim_multiplier,
+                             cfg.norm_eps, cfg.qk_norm, cfg.cap_feat_dim, cond_dim)
+            for _ in range(cfg.n_layers)
         )
-        self.pad_token = nn.Parameter(torch.empty(dim))  # in the official state dict, unused in forward
-        self.rope = RoPE3D(dim // n_heads, rope_theta, axes_lens)
+        self.pad_token = nn.Parameter(torch.empty(cfg.dim))  # in the official state dict, unused in forward
+        self.rope = RoPE3D(cfg.dim // cfg.n_heads, cfg.rope_theta, cfg.axes_lens)
+        self.set_attention_backend(attention_backend)
         self.initialize_weights()
 
     # ------------------------------------------------------------------------------------------
@@ -126,11 +133,19 @@ class MultiScaleNextDiT(nn.Module):
     def device(self) -> torch.device:
         return self.pad_token.device
 
-    def patch_keys(self) -> list[str]:
-        return list(self.all_x_embedder.keys())
-
     def has_patch(self, patch_size: int, f_patch_size: int) -> bool:
+        """Whether the model has the patch shape (pt=f_patch_size, p=patch_size); keywords welcome."""
         return patch_key(patch_size, f_patch_size) in self.all_x_embedder
+
+    def set_attention_backend(self, backend: str) -> None:
+        """Attention kernel of every block of this model: "auto" (flash-attention when it is installed
+        and the tensors are half precision on CUDA, else SDPA), "sdpa" or "flash" (an error when unusable)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"attention_backend must be one of {list(BACKENDS)}, got {backend!r}")
+        self.attention_backend = backend
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.backend = backend
 
     # ------------------------------------------------------------------------------------------
     def _check_inputs(self, items, t, cap_feats, cap_mask, motion_score, patch_size, f_patch_size):
@@ -173,8 +188,12 @@ class MultiScaleNextDiT(nn.Module):
                 c = c + torch.where(present[:, None], emb, torch.zeros_like(emb))
         return c
 
-    def forward(self, x, t, cap_feats, cap_mask, motion_score=None, patch_size: int = 2, f_patch_size: int = 1):
-        """x: (B, C, F, H, W) tensor, or a list of (C, F, H, W) items of different sizes.
+    def forward(self, x: torch.Tensor | Sequence[torch.Tensor], t: torch.Tensor, cap_feats: torch.Tensor,
+                cap_mask: torch.Tensor, motion_score: torch.Tensor | None = None, patch_size: int = 2,
+                f_patch_size: int = 1) -> torch.Tensor | list[torch.Tensor]:
+        """The velocity at x for the patch shape (pt=f_patch_size, p=patch_size).
+
+        x: (B, C, F, H, W) tensor, or a list of (C, F, H, W) items of different sizes.
         t, motion_score: (B,) (motion < 0 or None = no motion condition). cap_feats (B, L, cap_feat_dim),
         cap_mask (B, L), 1 = real token. Returns the velocity in the same form and shapes as x."""
         is_list = isinstance(x, (list, tuple))
@@ -232,13 +251,10 @@ class MultiScaleNextDiT(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict, device="cpu") -> "MultiScaleNextDiT":
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        unknown = sorted(set(config) - accepted - METADATA_KEYS)
-        if unknown:
-            raise ValueError(f"unknown model config keys {unknown}; accepted: {sorted(accepted)}")
-        cfg = {k: v for k, v in config.items() if k in accepted}
+        """A freshly initialised model of a config dict (config.json: metadata keys skipped), built on `device`."""
+        cfg = NextDiTConfig.from_dict(config)
         with torch.device(device):
-            return cls(**cfg)
+            return cls(cfg)
 
     @classmethod
     def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu") -> "MultiScaleNextDiT":
