@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from . import files
+from .devices import SHORT_NAMES, parse_dtype
 from .model.blocks import ffn_hidden_dim
 from .model.nextdit import (CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, MultiScaleNextDiT, clean_state_dict,
                             load_state_dict_checked)
@@ -28,7 +29,6 @@ ARGS_FILE = "model_args.pth"
 ALLOWED_TYPES = [types.SimpleNamespace, argparse.Namespace]
 # What the official generate.py uses when model_args lacks a field.
 OFFICIAL_DEFAULTS = dict(rope_theta=10000.0, t_scale=1.0, motion_scale=1.0, norm_eps=1e-5)
-DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 
 
 def load_trusted_pickle(path: Path):
@@ -124,15 +124,14 @@ def convert(official_dir, out_dir, dtype: str | None = None) -> dict:
     sd, args = read_official(official_dir)
     config = infer_config(sd, args)
     if dtype is not None:
-        if dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
-        sd = {k: v.to(DTYPES[dtype]) for k, v in sd.items()}
+        cast = parse_dtype(dtype, SHORT_NAMES)
+        sd = {k: v.to(cast) for k, v in sd.items()}
     model = MultiScaleNextDiT.from_config(config, device="meta")
     load_state_dict_checked(model, sd, assign=True)  # keys and shapes, without materialising weights
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files.save_safetensors({k: v.contiguous() for k, v in sd.items()}, out_dir / WEIGHTS_NAME)
-    stored = str(next(iter(sd.values())).dtype).replace("torch.", "")
+    stored = str(next(iter(sd.values())).dtype).removeprefix("torch.")
     missing = sorted(k for k in ("rope_theta", "t_scale", "motion_scale") if k not in args)
     written = dict(config, format_version=FORMAT_VERSION, torch_dtype=stored, converted_from=dict(
         official_model=args.get("model"), defaults_used_for=missing))
@@ -143,7 +142,7 @@ def convert(official_dir, out_dir, dtype: str | None = None) -> dict:
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("official_dir", help="folder with consolidated.00-of-01.{safetensors,pth} and model_args.pth")
     p.add_argument("out_dir", help="output folder (config.json + model.safetensors)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="cast weights (default: keep)")
+    p.add_argument("--dtype", choices=SHORT_NAMES, default=None, help="cast weights (default: keep)")
 
 
 def cli_main(args) -> int:
