@@ -8,7 +8,8 @@
     probability(v, "dropout")         a finite number in [0, 1]
 
 Each returns the value (a float for the number checks) and raises ValueError otherwise. The
-predicates `is_int` and `is_number` serve callers that word their own message.
+predicates `is_int` and `is_number` serve callers that word their own message, and
+`short_reason(exc)` is the one way to quote an exception in a one-line message or a skip record.
 """
 from __future__ import annotations
 
@@ -76,3 +77,9 @@ def positive_number(value, key: str) -> float:
 def probability(value, key: str) -> float:
     """float(value) if it is a finite number in [0, 1]; ValueError naming `key` otherwise."""
     return number(value, key, 0, 1)
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when the message is empty."""
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__

@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import files
+from .. import _checks, files
+from .._checks import short_reason
 
 RELEASED_SYSTEM_PROMPT = (
     "You are an assistant designed to generate high-quality videos with the highest degree of "
@@ -69,15 +70,14 @@ class TextEncoderSettings:
         return s
 
     def check(self, n_layers: int, max_positions: int | None) -> None:
-        if isinstance(self.layer, bool) or not isinstance(self.layer, int) or not -(n_layers + 1) <= self.layer <= n_layers:
-            raise ValueError(f"layer {self.layer!r} is not a hidden-state index of a {n_layers}-layer model "
-                             f"(accepted: {-(n_layers + 1)} .. {n_layers})")
-        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 2:
-            raise ValueError(f"max_length must be an integer >= 2, got {self.max_length!r}")
+        """ValueError unless `layer` indexes the hidden states of an `n_layers` model (-(n+1) .. n),
+        2 <= max_length <= max_positions, pad_to_multiple_of >= 1 and system_prompt is a string."""
+        _checks.integer(self.layer, f"layer (a hidden-state index of a {n_layers}-layer model)", -(n_layers + 1),
+                        n_layers)
+        _checks.integer(self.max_length, "max_length", 2)
         if max_positions and self.max_length > max_positions:
             raise ValueError(f"max_length {self.max_length} exceeds the model's {max_positions} positions")
-        if isinstance(self.pad_to_multiple_of, bool) or not isinstance(self.pad_to_multiple_of, int) or self.pad_to_multiple_of < 1:
-            raise ValueError(f"pad_to_multiple_of must be a positive integer, got {self.pad_to_multiple_of!r}")
+        _checks.positive_int(self.pad_to_multiple_of, "pad_to_multiple_of")
         if not isinstance(self.system_prompt, str):
             raise ValueError(f"system_prompt must be a string, got {type(self.system_prompt).__name__}")
 
@@ -107,7 +107,7 @@ def _load(loader, name, local_files_only: bool | None, what: str):
             return loader.from_pretrained(str(folder), local_files_only=True)
         except (OSError, ValueError) as e:
             raise FileNotFoundError(f"{folder} is not a usable {what} folder (a `transformers` save_pretrained "
-                                    f"folder is expected): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                                    f"folder is expected): {short_reason(e)}") from None
     offline = _offline_default() if local_files_only is None else local_files_only
     try:
         return loader.from_pretrained(str(name), local_files_only=offline)
@@ -116,7 +116,7 @@ def _load(loader, name, local_files_only: bool | None, what: str):
             f"cannot load the {what} {str(name)!r}: it is not a local folder, and as a Hugging Face hub id "
             f"it could not be loaded{' from the local cache (offline mode)' if offline else ''}. Without "
             f"network a hub id only loads if it is already in the Hugging Face cache; otherwise pass a "
-            f"local folder holding the model. ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            f"local folder holding the model. ({type(e).__name__}: {short_reason(e)})"
         ) from None
 
 
@@ -200,7 +200,7 @@ class TextEncoder(nn.Module):
         saved = saved or Path(name) / SETTINGS_NAME
         max_pos = getattr(model.config, "max_position_embeddings", None)
         if saved.is_file():
-            base = TextEncoderSettings(**_known(json.loads(saved.read_text())))
+            base = _settings_from_file(saved)
         else:
             base = TextEncoderSettings.for_model_type(model.config.model_type, max_pos)
         unknown = set(settings) - {f.name for f in fields(TextEncoderSettings)}
@@ -237,9 +237,10 @@ class TextEncoder(nn.Module):
                 self.tokenizer.save_pretrained(tmp)
 
 
-def _known(d: dict) -> dict:
+def _settings_from_file(path: Path) -> TextEncoderSettings:
+    """The settings saved in SETTINGS_NAME; entries that are not settings fields are ignored."""
     names = {f.name for f in fields(TextEncoderSettings)}
-    return {k: v for k, v in d.items() if k in names}
+    return TextEncoderSettings(**{k: v for k, v in json.loads(path.read_text()).items() if k in names})
 
 
 def _prompt_list(prompts) -> list[str]:

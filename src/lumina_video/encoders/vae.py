@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .. import files
+from .._checks import positive_int
 
 LATENT_SCALE = 1.15258426
 TEMPORAL_FACTOR = 4
@@ -78,13 +79,13 @@ class VideoVAE(nn.Module):
     @staticmethod
     def num_frames(latent_frames: int) -> int:
         """Frames decoded from `latent_frames` latent frames: 4T (T even) or 4T - 3 (T odd)."""
-        t = _positive_int(latent_frames, "latent_frames")
+        t = positive_int(latent_frames, "latent_frames")
         return 4 * t if t % 2 == 0 else 4 * t - 3
 
     @staticmethod
     def latent_frames(num_frames: int) -> int:
         """Latent frames T that decode to exactly `num_frames` frames (1, 8m or 8m + 1), else ValueError."""
-        f = _positive_int(num_frames, "num_frames")
+        f = positive_int(num_frames, "num_frames")
         if f == 1 or f % 8 == 0:
             return max(1, f // 4)
         if f % 8 == 1:
@@ -99,7 +100,7 @@ class VideoVAE(nn.Module):
     @staticmethod
     def encoded_latent_frames(num_frames: int) -> int:
         """Latent frames that `encode` makes from `num_frames` frames (1, 4k or 4k + 1): ceil(F / 4)."""
-        f = _positive_int(num_frames, "num_frames")
+        f = positive_int(num_frames, "num_frames")
         if f != 1 and f % 4 not in (0, 1):
             raise ValueError(f"the VAE encodes 1, 4k or 4k + 1 frames (each latent frame summarises 4 frames, "
                              f"the first may stand alone); got {f}")
@@ -191,9 +192,3 @@ class VideoVAE(nn.Module):
         """Write the diffusers folder; it appears whole or not at all."""
         with files.atomic_dir(folder) as tmp:
             self.vae.save_pretrained(tmp)
-
-
-def _positive_int(v, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return v
