@@ -1,6 +1,6 @@
 """The package's one video reader and writer (PyAV), plus images (Pillow) and resizing (OpenCV).
 
-Frames are uint8 RGB arrays shaped (T, H, W, 3); an image is (H, W, 3).
+Frames are uint8 RGB arrays shaped (T, H, W, 3) (`check_frames` validates a clip); an image is (H, W, 3).
 
 Frame times. Source frame i has time tau_i = (pts_i - pts_0) * time_base (its presentation time
 relative to the first frame; i / fps when pts are missing). Sampling at a target rate r from a start
@@ -66,6 +66,17 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, (CorruptMediaError, av.error.FFmpegError, OSError)):
         return "corrupt"
     return "error"
+
+
+def check_frames(frames, min_frames: int = 1, what: str = "frames") -> np.ndarray:
+    """Validate a clip: a uint8 numpy array (T, H, W, 3), RGB, with at least `min_frames` frames."""
+    if not isinstance(frames, np.ndarray):
+        raise ValueError(f"{what} must be a numpy array (T, H, W, 3) uint8, got {type(frames).__name__}")
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"{what} must be uint8 of shape (T, H, W, 3) RGB, got {frames.dtype} {frames.shape}")
+    if frames.shape[0] < min_frames:
+        raise ValueError(f"{what}: need at least {min_frames} frames, got {frames.shape[0]}")
+    return frames
 
 
 def _check_exists(path) -> Path:

@@ -13,7 +13,7 @@ reported under their own names: they are not VBench's numbers.
 """
 from __future__ import annotations
 
-import math
+from .._checks import number
 
 QUALITY_DIMS: tuple[str, ...] = (
     "subject consistency", "background consistency", "temporal flickering", "motion smoothness",
@@ -64,8 +64,7 @@ def _as_fractions(scores: dict, scale: str) -> dict[str, float]:
         dim = dimension_name(name)
         if dim in out:
             raise ValueError(f"dimension {dim!r} given twice (as {name!r} and another spelling)")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"score of {dim!r} must be a finite number, got {value!r}")
+        value = number(value, f"score of {dim!r}")
         if not 0.0 <= value <= unit:
             hint = " (did you mean scale='percent'?)" if scale == "fraction" and value <= 100 else ""
             raise ValueError(f"score of {dim!r} = {value} is outside [0, {unit:g}] for scale={scale!r}{hint}")

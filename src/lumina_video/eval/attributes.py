@@ -24,12 +24,12 @@ import cv2
 import numpy as np
 
 from ..data import vocab
-from .metrics import check_frames
+from ..data.video_io import check_frames
+from .format import ATTRIBUTES
 from .segment import background_colour, foreground_masks, largest_component
 
 SHAPE_FILL: dict[str, float] = {"circle": math.pi / 4, "square": 1.0, "triangle": 0.5}
 STATIC_FRACTION = 0.25  # static below this many vocabulary speed units (the slowest word is 0.5)
-ATTRIBUTES: tuple[str, ...] = ("color", "shape", "motion", "direction", "speed")
 
 
 def speed_unit(height: int, width: int) -> float:

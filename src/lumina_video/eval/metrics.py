@@ -32,23 +32,13 @@ import cv2
 import numpy as np
 
 from ..data.motion import DISFlow
+from ..data.video_io import check_frames
 from .segment import foreground_masks, foreground_weights
 
 FLOW = DISFlow()  # the package's one optical flow (also behind the motion score)
 
 TOP_FRACTION = 0.05  # dynamic degree: share of largest flow magnitudes averaged per pair
 MIN_FLOW_SIDE = 16  # DIS needs frames at least a few patches wide
-
-
-def check_frames(frames, min_frames: int = 1, what: str = "frames") -> np.ndarray:
-    """Validate a clip: a uint8 numpy array (T, H, W, 3), RGB, with at least `min_frames` frames."""
-    if not isinstance(frames, np.ndarray):
-        raise ValueError(f"{what} must be a numpy array (T, H, W, 3) uint8, got {type(frames).__name__}")
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"{what} must be uint8 of shape (T, H, W, 3) RGB, got {frames.dtype} {frames.shape}")
-    if frames.shape[0] < min_frames:
-        raise ValueError(f"{what}: need at least {min_frames} frames, got {frames.shape[0]}")
-    return frames
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..files import atomic_path, write_json, write_text
+from ..files import write_json, write_text
+from .format import ATTRIBUTES, num, pct, pyplot, save_figure
 
 # How each dimension is computed here, shown beside its number.
 DIMENSION_KIND: dict[str, str] = {
@@ -16,15 +17,6 @@ DIMENSION_KIND: dict[str, str] = {
     "motion_smoothness": "approximate (flow midpoint, not AMT)",
     "dynamic_degree": "approximate (OpenCV DIS flow, not RAFT)",
 }
-ATTRIBUTES: tuple[str, ...] = ("color", "shape", "motion", "direction", "speed")
-
-
-def _pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.2f}"
-
-
-def _num(x, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def markdown_report(report: dict) -> str:
@@ -33,21 +25,21 @@ def markdown_report(report: dict) -> str:
     lines = [f"# Evaluation report ({report['counts']['scored']} of {report['counts']['videos']} videos scored)", ""]
     lines += ["## VBench dimensions (set, %)", "", "| dimension | score | how |", "|---|---:|---|"]
     for dim, value in report["dimensions"].items():
-        lines.append(f"| {dim.replace('_', ' ')} | {_pct(value)} | {DIMENSION_KIND.get(dim, '')} |")
+        lines.append(f"| {dim.replace('_', ' ')} | {pct(value)} | {DIMENSION_KIND.get(dim, '')} |")
     agg = report["vbench"]
     lines += ["", "## VBench aggregation (%)", ""]
-    lines.append(f"- Quality: {_pct(agg['quality'])}, Semantic: {_pct(agg['semantic'])}, Total: {_pct(agg['total'])}")
+    lines.append(f"- Quality: {pct(agg['quality'])}, Semantic: {pct(agg['semantic'])}, Total: {pct(agg['total'])}")
     lines.append(f"- Quality over the {len(agg['given'])} given dimensions only (not VBench's Quality): "
-                 f"{_pct(agg['quality_partial'])}")
+                 f"{pct(agg['quality_partial'])}")
     lines.append(f"- Missing dimensions (not computed, not counted): {', '.join(agg['missing']) or 'none'}")
     attrs = report.get("attributes")
     if attrs:
         lines += ["", f"## Attribute checks ({attrs['n']} videos with a vocabulary prompt)", "",
                   "| attribute | accuracy (%) | checked |", "|---|---:|---:|"]
         for name in ATTRIBUTES:
-            lines.append(f"| {name} | {_pct(attrs['accuracy'][name])} | {attrs['checked'][name]} |")
+            lines.append(f"| {name} | {pct(attrs['accuracy'][name])} | {attrs['checked'][name]} |")
         lines.append(f"| motion rank correlation (Spearman, requested vs measured px/frame) | "
-                     f"{_num(attrs['spearman_motion'], 3)} | {attrs['checked']['motion']} |")
+                     f"{num(attrs['spearman_motion'], 3)} | {attrs['checked']['motion']} |")
     lines += ["", "## Per video", ""]
     dims = list(report["dimensions"])
     header = ["video", *[d.replace("_", " ") for d in dims], "prompt check"]
@@ -58,7 +50,7 @@ def markdown_report(report: dict) -> str:
         cells = [Path(v["video"]).name]
         for d in dims:
             x = v["scores"].get(d)
-            cells.append("yes" if x is True else "no" if x is False else _pct(x))
+            cells.append("yes" if x is True else "no" if x is False else pct(x))
         cells.append(_attribute_cell(v.get("attributes")))
         lines.append("| " + " | ".join(cells) + " |")
     failed = [v for v in report["videos"] if v.get("error")]
@@ -76,18 +68,12 @@ def _attribute_cell(attrs: dict | None) -> str:
     return f"{len(ok)}/{len(ok) + len(bad)}" + (f" (wrong: {', '.join(bad)})" if bad else "")
 
 
-def _save_figure(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+_save_figure = save_figure  # transitional: demo/report.py imports this name; use eval.format.save_figure
 
 
 def dimension_chart(report: dict, path) -> None:
     """Horizontal bars, one per dimension, in %."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     dims = {k: v for k, v in report["dimensions"].items() if v is not None}
     fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * max(1, len(dims))))
     names = [d.replace("_", " ") for d in dims]
@@ -99,17 +85,13 @@ def dimension_chart(report: dict, path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("score (%)")
     ax.set_title(f"VBench-style dimensions, {report['counts']['scored']} videos")
-    _save_figure(fig, Path(path))
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def motion_chart(report: dict, path) -> None:
     """Scatter of requested vs measured object speed (px/frame), one point per checked video."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     pts = [(v["attributes"]["requested_speed_px"], v["attributes"]["measured"]["speed_px"])
            for v in report["videos"] if v.get("attributes") and v["attributes"]["measured"]["speed_px"] is not None]
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -122,10 +104,10 @@ def motion_chart(report: dict, path) -> None:
         ax.set_ylim(0, hi)
         ax.legend(loc="upper left", fontsize=8)
     rho = report["attributes"]["spearman_motion"] if report.get("attributes") else None
-    ax.set_title(f"object speed, Spearman {_num(rho, 3)}")
+    ax.set_title(f"object speed, Spearman {num(rho, 3)}")
     ax.set_xlabel("requested (px/frame)")
     ax.set_ylabel("measured (px/frame)")
-    _save_figure(fig, Path(path))
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..data.manifest import read_manifest
+from ..data.video_io import check_frames, read_video
 from . import metrics
 from .aggregate import vbench_scores
 from .attributes import check_attributes, expected_from_prompt, objects_in_prompt, summarize_checks
@@ -26,7 +28,7 @@ MIN_FRAMES = 3  # motion smoothness rebuilds an odd frame from two neighbours
 def score_video(frames: np.ndarray, fps: float) -> dict:
     """{"scores": {dimension: value}, "dynamic_degree": per-pair details} for one clip.
     Dynamic degree's value is a bool (the set score is the fraction of dynamic videos)."""
-    metrics.check_frames(frames, MIN_FRAMES, what=f"video ({len(frames)} frames)")
+    check_frames(frames, MIN_FRAMES, what=f"video ({len(frames)} frames)")
     dd = metrics.dynamic_degree(frames, fps)
     scores = {
         "subject_consistency": metrics.subject_consistency(frames),
@@ -66,8 +68,6 @@ def load_prompts(path, videos: list[str]) -> list[str | None]:
 def manifest_items(path, videos: list[str]) -> tuple[list[dict], list[dict]]:
     """Items (video, prompt, record) from a manifest: every video record, or only those of `videos`
     (matched by resolved path, then by file name). Returns (items, skipped still-image records)."""
-    from ..data.manifest import read_manifest
-
     records = read_manifest(path)
     clips = [r for r in records if r["type"] == "video"]
     images = [{"path": r["path"], "reason": "still image, not a video"} for r in records if r["type"] != "video"]
@@ -103,8 +103,6 @@ def expectation(prompt: str | None, record: dict | None) -> tuple[dict | None, s
 
 def evaluate_one(video: str, prompt: str | None = None, record: dict | None = None) -> dict:
     """Read and score one video; failures are returned as {"error": reason}, never raised."""
-    from ..data.video_io import read_video
-
     entry = {"video": str(video), "prompt": prompt, "error": None}
     if Path(video).is_file() and Path(video).stat().st_size == 0:
         entry["error"] = "empty: the file has 0 bytes"
