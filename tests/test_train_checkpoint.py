@@ -9,9 +9,10 @@ import pytest
 
 import lumina_video
 from lumina_video.training.checkpoint import CheckpointManager
-from lumina_video.training.config import to_dict
+from lumina_video.configs import to_dict
 from lumina_video.training.distributed import DistEnv
-from lumina_video.training.trainer import NonFiniteLossError, train
+from lumina_video.training.loop import NonFiniteLossError
+from lumina_video.training.trainer import train
 from train_support import max_abs_diff, single_thread, text_encoder, tiny_config, weights, write_latent_manifest  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -20,10 +21,11 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 # step-4 checkpoint is written into its temporary folder (model and EMA written, the rest not).
 KILLED_RUN = """
 import json, os, signal, sys
-from lumina_video.training.config import TrainConfig, check_values, from_dict
+from lumina_video.configs import from_dict
+from lumina_video.training.config import TrainConfig, check_config
 from lumina_video.training.trainer import train
-cfg = from_dict(TrainConfig, json.loads(sys.argv[1]))
-check_values(cfg)
+cfg = from_dict(TrainConfig, json.loads(sys.argv[1]))  # already resolved
+check_config(cfg)
 def hook(path):
     if path.parent.name == ".step_00000004.tmp" and path.name == "ema.safetensors":
         os.kill(os.getpid(), signal.SIGKILL)

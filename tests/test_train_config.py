@@ -119,8 +119,8 @@ def test_shipped_vae_configs_have_known_keys(path):
     """VAE configs (`lumina-video train-vae`): every key known (their data is made by the recipe)."""
     import yaml
 
-    from lumina_video.training.config import from_dict
-    from lumina_video.training.vae import VAETrainConfig
+    from lumina_video.configs import from_dict
+    from lumina_video.training.vae_trainer import VAETrainConfig
 
     cfg = from_dict(VAETrainConfig, yaml.safe_load(path.read_text()))
     assert cfg.steps > 0 and (cfg.num_frames - 1) % 8 == 0
@@ -130,15 +130,12 @@ def test_default_system_prompt_is_the_text_encoders_own():
     """Training and generation must prefix the same system prompt."""
     from lumina_video.encoders.text import TextEncoder
     from lumina_video.training.config import DEFAULT_SYSTEM_PROMPT, TrainConfig
-    from lumina_video.training.trainer import resolve_system_prompt
+    from lumina_video.training.config import resolve_system_prompt
 
     minilm = TextEncoder.from_pretrained()
-    cfg = TrainConfig()
-    resolve_system_prompt(cfg, minilm)
+    cfg = resolve_system_prompt(TrainConfig(), minilm)
     assert cfg.default_system_prompt == minilm.system_prompt != DEFAULT_SYSTEM_PROMPT
-    cfg = TrainConfig(default_system_prompt="Mine: ")
-    resolve_system_prompt(cfg, minilm)
+    cfg = resolve_system_prompt(TrainConfig(default_system_prompt="Mine: "), minilm)
     assert cfg.default_system_prompt == "Mine: "
-    cfg = TrainConfig()
-    resolve_system_prompt(cfg, object())  # a stand-in encoder without one: the released prompt
+    cfg = resolve_system_prompt(TrainConfig(), object())  # a stand-in encoder without one: the released prompt
     assert cfg.default_system_prompt == DEFAULT_SYSTEM_PROMPT

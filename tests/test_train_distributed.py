@@ -13,9 +13,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lumina_video.training.config import TrainConfig, check_values, from_dict, to_dict
+from lumina_video.configs import from_dict, to_dict
+from lumina_video.training.config import TrainConfig, check_config, resolve_config
 from lumina_video.training.distributed import free_port
-from lumina_video.training.trainer import build_model, train
+from lumina_video.training.build import build_transformer
+from lumina_video.training.trainer import train
 from train_support import max_abs_diff, single_thread, text_encoder, tiny_config, weights, write_latent_manifest  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -27,8 +29,8 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        cfg = from_dict(TrainConfig, cfg_dict)
-        check_values(cfg)
+        cfg = resolve_config(from_dict(TrainConfig, cfg_dict))
+        check_config(cfg)
         # stop after 2 steps, then continue: under FSDP only process 0 reads the checkpoint and
         # broadcasts it into the shards
         assert train(cfg, progress=False, stop_at=2).step == 2  # loads the bundled MiniLM itself
@@ -61,7 +63,7 @@ def test_two_process_fsdp_matches_one_process(tmp_path):
     assert diff <= WEIGHT_TOL, diff
     assert max_abs_diff(weights(a / "ema.safetensors"), weights(b / "ema.safetensors")) <= WEIGHT_TOL
     # the weights moved far more than the tolerance, so the comparison means something
-    moved = max_abs_diff(weights(a), build_model(config(tmp_path, "single")).state_dict())
+    moved = max_abs_diff(weights(a), build_transformer(config(tmp_path, "single")).state_dict())
     assert moved > 1000 * WEIGHT_TOL, moved
     import json
 

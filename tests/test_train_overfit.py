@@ -6,7 +6,8 @@ from lumina_video import files
 from lumina_video.model import MultiScaleNextDiT, load_state_dict_checked
 from lumina_video.training.data import build_dataset, task_records
 from lumina_video.training.step import CaptionEncoder, flow_loss, prepare
-from lumina_video.training.trainer import build_model, train
+from lumina_video.training.build import build_transformer
+from lumina_video.training.trainer import train
 from train_support import single_thread, text_encoder, tiny_config, write_latent_manifest  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -34,9 +35,9 @@ def test_tiny_model_overfits_one_clip(tmp_path):
     task = cfg.stages[0].tasks[0]
     task.sources[0].ratio, task.global_batch, task.micro_batch = 16.0, 16, 16  # the clip 16 times
 
-    before = fixed_draw_loss(build_model(cfg), cfg)
+    before = fixed_draw_loss(build_transformer(cfg), cfg)
     result = train(cfg, text_encoder=text_encoder(), progress=False)
-    trained = build_model(cfg)
+    trained = build_transformer(cfg)
     load_state_dict_checked(trained, files.load_safetensors(result.last_checkpoint / "model.safetensors"))
     after = fixed_draw_loss(trained, cfg)
 

@@ -3,7 +3,8 @@ randomness, caption cache, EMA arithmetic, config overrides."""
 import pytest
 import torch
 
-from lumina_video.training.config import ConfigError, TaskConfig, apply_override
+from lumina_video.configs import ConfigError, apply_override
+from lumina_video.training.config import TaskConfig
 from lumina_video.training.data import (GlobalBatchOrder, TaskStream, apply_ratio, item_generator, stable_seed,
                                         video_latent_window)
 from lumina_video.training.ema import EMA

@@ -6,8 +6,8 @@ import torch
 
 from lumina_video.data.synthetic import make_dataset
 from lumina_video.encoders.vae import VideoVAE
-from lumina_video.training.config import ConfigError
-from lumina_video.training.vae import load_vae_config, psnr, train_vae
+from lumina_video.configs import ConfigError
+from lumina_video.training.vae_trainer import load_vae_config, psnr, train_vae
 
 
 @pytest.fixture(scope="module")

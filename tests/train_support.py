@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from lumina_video import files
-from lumina_video.training.config import TrainConfig, check_values, from_dict
+from lumina_video.configs import from_dict
+from lumina_video.training.config import TrainConfig, check_config, resolve_config
 
 CHANNELS = 4  # latent channels of the tiny VAE and of the test latents
 TEXT_DIM = 384  # MiniLM
@@ -76,8 +77,8 @@ def tiny_config(run_dir, manifests: dict, **top) -> TrainConfig:
         "log_every": 1,
     }
     data.update(top)
-    cfg = from_dict(TrainConfig, data)
-    check_values(cfg)
+    cfg = resolve_config(from_dict(TrainConfig, data))
+    check_config(cfg)
     return cfg
 
 

@@ -1,5 +1,7 @@
-"""Training: multi-task, multi-scale flow matching with progressive stages (REFERENCE.md §5)."""
-from .config import ConfigError, TrainConfig, load_config
-from .trainer import NonFiniteLossError, TrainResult, train
+"""Training: the one loop (loop.py) with its model families, the DiT (dit.py, trainer.py) and the VAE
+(vae_trainer.py); configs, data order, checkpoints, distribution."""
+from .config import TrainConfig, load_config
+from .loop import NonFiniteLossError, TrainState
+from .trainer import TrainResult, train
 
-__all__ = ["ConfigError", "TrainConfig", "load_config", "NonFiniteLossError", "TrainResult", "train"]
+__all__ = ["TrainConfig", "load_config", "train", "TrainResult", "NonFiniteLossError", "TrainState"]

@@ -19,7 +19,8 @@ def add_cli_arguments(parser) -> None:
 
 def cli_main(args) -> int:
     from .config import load_config
-    from .trainer import NonFiniteLossError, train
+    from .loop import NonFiniteLossError
+    from .trainer import train
 
     cfg = load_config(args.config, args.overrides)
     try:

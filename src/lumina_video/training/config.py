@@ -1,10 +1,12 @@
 """Training configuration: dataclasses with defaults, loaded from YAML, overridden by `key.sub=value`.
 
-    cfg = load_config("configs/tiny.yaml", ["optim.lr=1e-4", "stages.0.steps=200"])
+    cfg = load_config("configs/demo.yaml", ["optim.lr=1e-4", "stages.0.steps=200"])
 
-Every key is checked against the dataclasses: an unknown key is an error naming its full dotted path
-and listing the accepted keys. The resolved config (defaults filled in, overrides applied) is written
-into the run folder by the trainer (`dump_config`).
+Loading (lumina_video.configs, shared by every training command) checks every key and type; then
+`resolve_config` fills in the derived defaults (stage and task names, image frame counts, recipe time
+shifts) in a copy and `check_config` checks the values without changing anything. The trainer adds
+the text encoder's system prompt (`resolve_system_prompt`) and writes that config, the one it runs,
+into the run folder (`dump_config`).
 
 Layout (REFERENCE.md §5 defaults):
     run_dir, seed, model{preset, args, init_from}, encoders{text, vae, text_cache, text_layer},
@@ -17,23 +19,16 @@ Layout (REFERENCE.md §5 defaults):
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
+from ..configs import ConfigError, dump_yaml, load_yaml, one_of
+from ..encoders.text import RELEASED_SYSTEM_PROMPT
+from ..flow import RECIPE_SHIFTS
 
-# REFERENCE.md §6: the prefix of every prompt.
-DEFAULT_SYSTEM_PROMPT = (
-    "You are an assistant designed to generate high-quality videos with the highest degree of image-text "
-    "alignment based on user prompts. <Prompt Start> "
-)
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be trained: the message names the offending key or file."""
+# REFERENCE.md §6: the prefix of every prompt (the text encoder's own prompt is preferred: resolve_system_prompt)
+DEFAULT_SYSTEM_PROMPT = RELEASED_SYSTEM_PROMPT
 
 
 @dataclass
@@ -146,163 +141,73 @@ class TrainConfig:
         return sum(s.steps for s in self.stages)
 
 
-# ------------------------------------------------------------------------------------------------
-# dict <-> dataclass
-# ------------------------------------------------------------------------------------------------
-
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value, tp, key: str):
-    """Check / convert one YAML value to the annotated type `tp`; errors name the dotted key."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}' must be a mapping of {tp.__name__} fields, got {value!r}")
-        return from_dict(tp, value, key)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
-        return [_coerce(v, args[0], f"{key}.{i}") for i, v in enumerate(value)]
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"config key '{key}' must be a list of {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, f"{key}.{i}") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
-        return dict(value)
-    if tp is float:
-        # YAML 1.1 reads "1e-4" (no dot) as a string; accept it as the number it means.
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-    else:
-        return value
-    raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
-
-
-def from_dict(cls, data: dict, prefix: str = ""):
-    """Build dataclass `cls` from a plain dict; unknown keys are rejected by their dotted path."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        where = f"'{prefix}'" if prefix else "the top level"
-        full = ", ".join(f"'{prefix + '.' if prefix else ''}{k}'" for k in unknown)
-        raise ConfigError(f"unknown config key {full} (accepted at {where}: {', '.join(names)})")
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def to_dict(cfg) -> dict:
-    """Plain, YAML-safe dict of a config (tuples become lists)."""
-
-    def plain(v):
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        return v
-
-    return plain(dataclasses.asdict(cfg))
-
-
-# ------------------------------------------------------------------------------------------------
-# YAML + overrides
-# ------------------------------------------------------------------------------------------------
-
-def apply_override(data: dict, assignment: str) -> None:
-    """Apply one `a.b.0.c=value` to a nested dict/list in place. The value is parsed as YAML."""
-    if "=" not in assignment:
-        raise ConfigError(f"override {assignment!r} is not of the form key.sub=value")
-    key, raw = assignment.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"override {assignment!r} has an empty key")
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    parts = key.split(".")
-    node = data
-    for depth, part in enumerate(parts[:-1]):
-        where = ".".join(parts[: depth + 1])
-        if isinstance(node, list):
-            node = node[_list_index(node, part, where)]
-        else:
-            if not isinstance(node.get(part, {}), (dict, list)):
-                raise ConfigError(f"override '{key}': '{where}' is a value, not a section")
-            node = node.setdefault(part, {})
-    last = parts[-1]
-    if isinstance(node, list):
-        node[_list_index(node, last, key)] = value
-    else:
-        node[last] = value
-
-
-def _list_index(node: list, part: str, where: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"override: '{where}' needs a list index below {len(node)}, got '{part}'")
-    return int(part)
-
-
 def load_config(path=None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """Read a YAML file (or none: all defaults), apply `key=value` overrides, build the dataclasses."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a training config must be a YAML mapping at the top level")
-    for assignment in overrides:
-        apply_override(data, assignment)
-    cfg = from_dict(TrainConfig, data)
-    check_values(cfg)
+    """Read a YAML file (or none: all defaults), apply `key=value` overrides, fill in the derived
+    defaults (`resolve_config`) and check every value (`check_config`)."""
+    cfg = resolve_config(load_yaml(TrainConfig, path, overrides))
+    check_config(cfg)
     return cfg
 
 
 def dump_config(cfg: TrainConfig) -> str:
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False, width=110)
+    return dump_yaml(cfg)
 
 
 # ------------------------------------------------------------------------------------------------
-# value checks that need nothing but the config (files and the model are checked by the trainer)
+# resolving: the one step that fills in derived defaults (returns a new config)
 # ------------------------------------------------------------------------------------------------
 
-def _one_of(value, accepted, key):
-    if value not in accepted:
-        raise ConfigError(f"config key '{key}' is {value!r}; accepted: {', '.join(map(repr, accepted))}")
+def resolve_config(cfg: TrainConfig) -> TrainConfig:
+    """A copy of `cfg` with the derived defaults filled in: stage names (`stage{i}`), task names
+    (`{media}-{pt}x{p}`), one frame for image tasks and each task's recipe time shift (REFERENCE.md §2)
+    where `shift` is None. The input is left as it is."""
+    out = copy.deepcopy(cfg)
+    for i, stage in enumerate(out.stages):
+        stage.name = stage.name or f"stage{i}"
+        for j, task in enumerate(stage.tasks):
+            resolve_task(task, f"stages.{i}.tasks.{j}")
+    return out
 
 
-def check_values(cfg: TrainConfig) -> None:
+def resolve_task(task: TaskConfig, key: str) -> None:
+    """Fill in one task's name, frame count (images: 1) and recipe shift, in place (of a copy)."""
+    task.name = task.name or f"{task.media}-{task.pt}x{task.p}"
+    if task.media == "image":
+        task.num_frames = 1
+    if task.shift is None and task.media in MEDIA:
+        shift = RECIPE_SHIFTS.get((task.media, (task.pt, task.p)))
+        if shift is None:
+            raise ConfigError(
+                f"task '{task.name}' ({key}): no recipe time shift for {task.media} with (pt={task.pt}, "
+                f"p={task.p}); set `{key}.shift` (recipe: {sorted(RECIPE_SHIFTS.items())})"
+            )
+        task.shift = shift
+
+
+def resolve_system_prompt(cfg: TrainConfig, text_encoder) -> TrainConfig:
+    """Training must prefix the same system prompt that generation will: by default the text encoder's
+    own (`TextEncoder.system_prompt`: the REFERENCE.md §6 prompt for Gemma-2, a short one for MiniLM).
+    Returns the config with `default_system_prompt` set (the run records it in config.yaml)."""
+    if cfg.default_system_prompt is not None:
+        return cfg
+    prompt = getattr(text_encoder, "system_prompt", None) or DEFAULT_SYSTEM_PROMPT
+    return dataclasses.replace(cfg, default_system_prompt=prompt)
+
+
+# ------------------------------------------------------------------------------------------------
+# checks: read-only; files and the model are checked by the trainer
+# ------------------------------------------------------------------------------------------------
+
+MEDIA = ("video", "image")
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise ConfigError naming the first value that cannot be trained. Changes nothing."""
     if not cfg.stages:
         raise ConfigError("the config has no stages: add `stages:` with at least one stage and its tasks")
-    _one_of(cfg.t_sampling, ("uniform", "logit_normal"), "t_sampling")
-    _one_of(cfg.distributed.precision, ("auto", "bf16", "fp32"), "distributed.precision")
-    _one_of(cfg.distributed.fsdp, ("auto", "always", "never"), "distributed.fsdp")
+    one_of(cfg.t_sampling, ("uniform", "logit_normal"), "t_sampling")
+    one_of(cfg.distributed.precision, ("auto", "bf16", "fp32"), "distributed.precision")
+    one_of(cfg.distributed.fsdp, ("auto", "always", "never"), "distributed.fsdp")
     for key, v in (("caption_dropout", cfg.caption_dropout), ("video_motion_drop", cfg.video_motion_drop),
                    ("image_motion_prob", cfg.image_motion_prob), ("ema.decay", cfg.ema.decay)):
         if not 0.0 <= v <= 1.0:
@@ -314,28 +219,27 @@ def check_values(cfg: TrainConfig) -> None:
     if cfg.optim.lr <= 0:
         raise ConfigError(f"config key 'optim.lr' must be > 0, got {cfg.optim.lr}")
     for i, stage in enumerate(cfg.stages):
-        sk = f"stages.{i}"
-        if stage.steps < 1:
-            raise ConfigError(f"config key '{sk}.steps' must be >= 1, got {stage.steps}")
-        if stage.lr is not None and stage.lr <= 0:
-            raise ConfigError(f"config key '{sk}.lr' must be > 0, got {stage.lr}")
-        if not stage.tasks:
-            raise ConfigError(f"stage '{sk}' has no tasks")
-        stage.name = stage.name or f"stage{i}"
-        names = set()
-        for j, task in enumerate(stage.tasks):
-            check_task(task, f"{sk}.tasks.{j}")
-            if task.name in names:
-                raise ConfigError(f"stage '{stage.name}' has two tasks named {task.name!r}; task names must differ")
-            names.add(task.name)
+        check_stage(stage, f"stages.{i}")
+
+
+def check_stage(stage: StageConfig, key: str) -> None:
+    if stage.steps < 1:
+        raise ConfigError(f"config key '{key}.steps' must be >= 1, got {stage.steps}")
+    if stage.lr is not None and stage.lr <= 0:
+        raise ConfigError(f"config key '{key}.lr' must be > 0, got {stage.lr}")
+    if not stage.tasks:
+        raise ConfigError(f"stage '{key}' has no tasks")
+    names = set()
+    for j, task in enumerate(stage.tasks):
+        check_task(task, f"{key}.tasks.{j}")
+        if task.name in names:
+            raise ConfigError(f"stage '{stage.name}' has two tasks named {task.name!r}; task names must differ")
+        names.add(task.name)
 
 
 def check_task(task: TaskConfig, key: str) -> None:
-    from ..flow import RECIPE_SHIFTS
-
-    _one_of(task.media, ("video", "image"), f"{key}.media")
-    _one_of(task.latents, ("on_the_fly", "extracted"), f"{key}.latents")
-    task.name = task.name or f"{task.media}-{task.pt}x{task.p}"
+    one_of(task.media, MEDIA, f"{key}.media")
+    one_of(task.latents, ("on_the_fly", "extracted"), f"{key}.latents")
     if not task.sources:
         raise ConfigError(f"task '{key}' ({task.name}) has no data sources: add `sources: [{{manifest: ...}}]`")
     for k, s in enumerate(task.sources):
@@ -343,9 +247,7 @@ def check_task(task: TaskConfig, key: str) -> None:
             raise ConfigError(f"config key '{key}.sources.{k}.manifest' is empty")
         if s.ratio <= 0:
             raise ConfigError(f"config key '{key}.sources.{k}.ratio' must be > 0, got {s.ratio}")
-    if task.media == "image":
-        task.num_frames = 1
-    elif task.num_frames < 4 or task.num_frames % 4:
+    if task.media == "video" and (task.num_frames < 4 or task.num_frames % 4):
         raise ConfigError(
             f"config key '{key}.num_frames' is {task.num_frames}; a video task needs a multiple of 4 "
             f"(clips are decoded with num_frames + 1 = 4k + 1 frames: k latent frames after the first is dropped)"
@@ -353,13 +255,7 @@ def check_task(task: TaskConfig, key: str) -> None:
     if task.size % 32 or task.size < 32:
         raise ConfigError(f"config key '{key}.size' must be a positive multiple of 32, got {task.size}")
     if task.shift is None:
-        shift = RECIPE_SHIFTS.get((task.media, (task.pt, task.p)))
-        if shift is None:
-            raise ConfigError(
-                f"task '{task.name}' ({key}): no recipe time shift for {task.media} with (pt={task.pt}, "
-                f"p={task.p}); set `{key}.shift` (recipe: {sorted(RECIPE_SHIFTS.items())})"
-            )
-        task.shift = shift
+        raise ConfigError(f"config key '{key}.shift' is not set; resolve_config fills in the recipe value")
     if task.shift <= 0:
         raise ConfigError(f"config key '{key}.shift' must be > 0, got {task.shift}")
     if task.global_batch < 1:
@@ -371,5 +267,5 @@ def check_task(task: TaskConfig, key: str) -> None:
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT", "ConfigError", "SourceConfig", "TaskConfig", "StageConfig", "ModelConfig",
     "EncodersConfig", "OptimConfig", "EMAConfig", "CheckpointConfig", "DistributedConfig", "TrainConfig",
-    "from_dict", "to_dict", "apply_override", "load_config", "dump_config", "check_values",
+    "load_config", "dump_config", "resolve_config", "resolve_system_prompt", "check_config",
 ]

@@ -21,6 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..devices import default_dtype, parse_dtype
+
 
 @dataclass
 class DistEnv:
@@ -99,14 +101,6 @@ def all_reduce_sum(x: torch.Tensor, env: DistEnv) -> torch.Tensor:
     return y.to(x.device)
 
 
-def broadcast_object(obj, env: DistEnv):
-    if not env.initialized:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 # ------------------------------------------------------------------------------------------------
 # precision
 # ------------------------------------------------------------------------------------------------
@@ -114,8 +108,8 @@ def broadcast_object(obj, env: DistEnv):
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     """"auto" -> bf16 on CUDA, fp32 elsewhere."""
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+        return default_dtype(device)
+    return parse_dtype(precision, accepted=("bf16", "fp32"))
 
 
 def autocast(device: torch.device, dtype: torch.dtype, sharded: bool):

@@ -12,18 +12,51 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from .. import files
+from ..configs import ConfigError
+from .build import build_transformer, load_text_encoder, load_vae
+from .config import TrainConfig, load_config
+
 WEIGHTS = ("ema", "model")
+
+
+def export_defaults(cfg: TrainConfig) -> dict:
+    """Generation defaults for the exported pipeline: the last stage's first video task (else its first
+    task) gives size, frames and fps; `export_defaults` in the config adds or overrides any of them."""
+    tasks = cfg.stages[-1].tasks
+    task = next((t for t in tasks if t.media == "video"), tasks[0])
+    frames = task.num_frames if task.num_frames % 8 == 0 else max(1, 8 * (task.num_frames // 8))
+    return {"height": task.size, "width": task.size, "num_frames": frames, "fps": task.fps,
+            **cfg.export_defaults}
+
+
+def write_pipeline(folder: Path, cfg: TrainConfig, model_config: dict, weights: dict, text_encoder, vae) -> Path:
+    """Write `weights` of the run's transformer as a pipeline folder with the run's generation defaults.
+
+    Without a VAE (extracted latents and no encoders.vae) or with a text encoder that is not a
+    `TextEncoder` (a stand-in), only FOLDER/transformer is written; assemble a pipeline later
+    with `LuminaVideoPipeline.from_components`. Either way the folder appears whole or not at all.
+    """
+    from ..encoders import TextEncoder, VideoVAE
+    from ..model import MultiScaleNextDiT, load_state_dict_checked
+    from ..pipeline import LuminaVideoPipeline
+
+    model = MultiScaleNextDiT.from_config(model_config, device="meta")
+    load_state_dict_checked(model, weights, assign=True)
+    if isinstance(text_encoder, TextEncoder) and isinstance(vae, VideoVAE):
+        LuminaVideoPipeline(model, vae, text_encoder, defaults=export_defaults(cfg)).save_pretrained(folder)
+    else:
+        with files.atomic_dir(folder) as tmp:
+            model.save_pretrained(tmp / "transformer")
+    return folder
 
 
 def export_checkpoint(checkpoint, out=None, weights: str = "ema") -> Path:
     """Write checkpoint's weights (`weights`: "ema" or "model") as a pipeline folder (atomically).
     Returns the folder: `out`, by default CHECKPOINT/pipeline (or CHECKPOINT/pipeline-model)."""
-    import torch
-
-    from .. import files
     from ..encoders import TextEncoder
-    from .config import ConfigError, load_config
-    from .trainer import build_model, load_text_encoder, load_vae, write_pipeline
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {list(WEIGHTS)}, got {weights!r}")
@@ -38,7 +71,7 @@ def export_checkpoint(checkpoint, out=None, weights: str = "ema") -> Path:
                           "use its transformer with LuminaVideoPipeline.from_components")
     # the architecture from the run config (built on meta: no init), the run's frozen encoders
     with torch.device("meta"):
-        model_config = dict(build_model(cfg).config)
+        model_config = dict(build_transformer(cfg).config)
     text_encoder = load_text_encoder(cfg, torch.device("cpu"), torch.float32)
     if not isinstance(text_encoder, TextEncoder):
         raise ConfigError(f"the run's text encoder {cfg.encoders.text!r} cannot be saved in a pipeline")

@@ -11,23 +11,34 @@ import math
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from .. import files
 
 
 class RunLog:
-    def __init__(self, run_dir, *, enabled: bool, start_step: int, total_steps: int, progress: bool = True):
+    """The log of one run; `start(step)` begins it at the step a run starts (or resumes) from."""
+
+    def __init__(self, run_dir, *, enabled: bool, total_steps: int, progress: bool = True, desc: str = "train"):
         self.run_dir = Path(run_dir)
         self.enabled = enabled
         self.jsonl = self.run_dir / "log.jsonl"
-        self.entries: list[dict] = self._read_previous(start_step) if enabled else []
+        self.total_steps, self.progress, self.desc = total_steps, progress, desc
+        self.entries: list[dict] = []
         self.bar = None
-        if enabled and progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
         self._window_start = time.perf_counter()
         self._samples = 0
         self._tokens = 0
+
+    def start(self, start_step: int) -> None:
+        """Keep the entries up to `start_step` (a resumed run's log reads as one run) and open the bar."""
+        if not self.enabled:
+            return
+        self.entries = self._read_previous(start_step)
+        if self.progress:
+            self.bar = tqdm(total=self.total_steps, initial=start_step, desc=self.desc, unit="step",
+                            dynamic_ncols=True)
+        self._window_start = time.perf_counter()
 
     def _read_previous(self, start_step: int) -> list[dict]:
         if not self.jsonl.is_file():

@@ -10,6 +10,7 @@ All four draws come from the item's own generator, keyed by (seed, step, task, s
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -41,8 +42,6 @@ class CaptionEncoder:
     """
 
     def __init__(self, text_encoder, cache_size: int = 0):
-        from collections import OrderedDict
-
         self.text_encoder = text_encoder
         self.cache_size = cache_size
         self.cache: OrderedDict = OrderedDict()
@@ -134,9 +133,9 @@ def flow_loss(model, mb: MicroBatch, task: TaskConfig, cfg: TrainConfig) -> torc
     if same_shape:  # one batch tensor (B, C, F, H, W): the fast path
         x1, x0 = torch.stack(mb.x1), torch.stack(x0)
         xt, u = flow.interpolate(x0, x1, t), flow.target_velocity(x0, x1)
-        pred = model(xt, t, mb.cap_feats, mb.cap_mask, mb.motion, task.p, task.pt)
+        pred = model(xt, t, mb.cap_feats, mb.cap_mask, mb.motion, patch_size=task.p, f_patch_size=task.pt)
         return flow.item_loss(pred, u, cfg.vd_weight)
     # ragged: a list of (C, F, H, W); items never attend to each other
     xt = [flow.interpolate(a[None], b[None], ti[None])[0] for a, b, ti in zip(x0, mb.x1, t)]
-    pred = model(xt, t, mb.cap_feats, mb.cap_mask, mb.motion, task.p, task.pt)
+    pred = model(xt, t, mb.cap_feats, mb.cap_mask, mb.motion, patch_size=task.p, f_patch_size=task.pt)
     return torch.cat([flow.item_loss(v[None], (b - a)[None], cfg.vd_weight) for v, a, b in zip(pred, x0, mb.x1)])
