@@ -188,6 +188,9 @@ def test_cli_motion(clip_manifest, capsys):
     assert main(["motion", str(clip_manifest), "--preset", "ultrafast"]) == 0
     assert "6 scored, failed: 1 missing" in capsys.readouterr().out
     assert sum("motion_score" in json.loads(line) for line in clip_manifest.read_text().splitlines()) == 6
+    assert main(["motion", str(clip_manifest), "--preset", "ultrafast", "--no-progress"]) == 0  # all kept now
+    captured = capsys.readouterr()
+    assert "6 already scored" in captured.out and "motion:" not in captured.err  # no progress bar
 
 
 def test_synthetic_scores_do_not_depend_on_background_type(tmp_path):

@@ -15,6 +15,8 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from .._checks import positive_int
+
 UNIT = 32
 
 
@@ -45,26 +47,24 @@ class BucketBatchSampler:
     """Batches of dataset indices that share a group key (e.g. (media, bucket, frames)).
 
     keys[i] is the group of index i, or None to leave i out (a skipped record). Each epoch shuffles
-    indices within groups and the order of the batches (seeded by seed + epoch). With `world_size` > 1
-    each rank takes every world_size-th batch of the same order, all ranks the same count.
+    indices within groups and the order of the batches (seeded by seed + epoch). Splitting batches
+    across ranks is the trainer's job (training/data.py), not the sampler's.
     """
 
     def __init__(self, keys: Sequence[Hashable | None], batch_size: int, *, shuffle: bool = True,
-                 drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1):
-        if batch_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need batch_size >= 1 and 0 <= rank < world_size, got {batch_size}, {rank}, {world_size}")
+                 drop_last: bool = False, seed: int = 0):
         self.groups: dict[Hashable, list[int]] = {}
         for i, k in enumerate(keys):
             if k is not None:
                 self.groups.setdefault(k, []).append(i)
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _all_batches(self) -> list[list[int]]:
+    def _batches(self) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         batches = []
         for key in sorted(self.groups, key=repr):  # a fixed group order, whatever the insertion order
@@ -77,11 +77,10 @@ class BucketBatchSampler:
                     batches.append(batch)
         if self.shuffle:
             batches = [batches[j] for j in rng.permutation(len(batches))]
-        usable = len(batches) - len(batches) % self.world_size
-        return batches[:usable]
+        return batches
 
     def __iter__(self):
-        yield from self._all_batches()[self.rank::self.world_size]
+        yield from self._batches()
 
     def __len__(self) -> int:
-        return len(self._all_batches()) // self.world_size
+        return len(self._batches())

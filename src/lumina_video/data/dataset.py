@@ -36,9 +36,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .._checks import positive_int, positive_number, probability, short_reason
+from ..files import load_safetensors
 from .buckets import make_buckets, nearest_bucket
-from .video_io import (CorruptMediaError, VideoTooShortError, check_supported, failure_reason,
-                                        probe_video, read_image, resize_cover_crop, sample_frames)
+from .video_io import (CorruptMediaError, VideoTooShortError, check_supported, failure_reason, probe_video,
+                       read_image, resize_cover_crop, sample_frames)
 
 log = logging.getLogger(__name__)
 ABSENT = -1.0
@@ -77,15 +79,16 @@ def _latent_key(keys, path) -> str:
 
 
 class MediaDataset(torch.utils.data.Dataset):
+    """Images and videos of a manifest's records as training items (the module docstring has the rules)."""
+
     def __init__(self, records, *, size: int, fps: float, num_frames: int, system_prompts: dict | None = None,
                  default_system_prompt: str = "", video_motion_drop: float = 0.3, image_motion_prob: float = 0.4,
                  use_latents: bool = False, seed: int = 0, max_ratio: float = 4.0, pad_short_videos: bool = False):
-        if fps <= 0 or num_frames < 1:
-            raise ValueError(f"need fps > 0 and num_frames >= 1, got {fps}, {num_frames}")
-        if not (0 <= video_motion_drop <= 1 and 0 <= image_motion_prob <= 1):
-            raise ValueError(f"probabilities must lie in [0, 1], got {video_motion_drop}, {image_motion_prob}")
+        self.fps, self.num_frames = positive_number(fps, "fps"), positive_int(num_frames, "num_frames")
+        probability(video_motion_drop, "video_motion_drop")
+        probability(image_motion_prob, "image_motion_prob")
         self.records = list(records)
-        self.size, self.fps, self.num_frames = size, float(fps), int(num_frames)
+        self.size = size
         self.system_prompts = dict(system_prompts or {})
         self.default_system_prompt = default_system_prompt
         self.video_motion_drop, self.image_motion_prob = video_motion_drop, image_motion_prob
@@ -105,7 +108,7 @@ class MediaDataset(torch.utils.data.Dataset):
         reason = failure_reason(exc)
         self._failed[i] = reason
         self.skipped[reason] += 1
-        log.warning("skipping record %d (%s): %s", i, reason, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        log.warning("skipping record %d (%s): %s", i, reason, short_reason(exc))
 
     def _check(self, i: int, rec: dict) -> dict | None:
         """{key, bucket, duration, src_fps} for a usable record, None (and counted) otherwise."""
@@ -167,8 +170,6 @@ class MediaDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, i, self.epoch])
         try:
             if info.get("latent"):
-                from ..files import load_safetensors
-
                 tensors = load_safetensors(rec["latent_path"])
                 content = {"latent": tensors[_latent_key(tensors.keys(), rec["latent_path"])].float()}
             elif rec["type"] == "image":

@@ -23,12 +23,17 @@ from collections import Counter
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from .. import files
+from .._checks import integer, positive_int, positive_number, short_reason
+from ..devices import default_device, parse_dtype
 from .buckets import make_buckets, nearest_bucket
 from .dataset import to_pixels
 from .manifest import read_manifest, write_manifest
 from .video_io import check_supported, failure_reason, probe_video, read_image, resize_cover_crop, sample_frames
+
+LATENT_DTYPES = ("fp32", "bf16")  # how latent files may be stored
 
 
 def usable_frames(duration: float, src_fps: float, fps: float, max_frames: int) -> int:
@@ -56,7 +61,8 @@ def load_pixels(rec: dict, fps: float, size: int, max_frames: int, buckets) -> t
     return to_pixels(resize_cover_crop(frames, h, w))
 
 
-def _done(rec: dict, fps: float, size: int) -> bool:
+def _has_current_latent(rec: dict, fps: float, size: int) -> bool:
+    """Whether the record's latent file exists and was made at this fps and size (so it is kept)."""
     p = rec.get("latent_path")
     return bool(p) and Path(p).is_file() and rec.get("latent_fps") == fps and rec.get("latent_size") == size
 
@@ -66,33 +72,29 @@ def _merge_previous(records: list[dict], out: Path, fps: float, size: int) -> No
     (When the output is the input manifest itself this changes nothing.)"""
     if not out.is_file():
         return
-    done = {r["path"]: r for r in read_manifest(out) if _done(r, fps, size)}
+    done = {r["path"]: r for r in read_manifest(out) if _has_current_latent(r, fps, size)}
     for rec in records:
         prev = done.get(rec["path"])
-        if prev is not None and not _done(rec, fps, size):
+        if prev is not None and not _has_current_latent(rec, fps, size):
             rec.update({k: prev[k] for k in ("latent_path", "latent_fps", "latent_size", "latent_frames")})
 
 
 def extract_latents(manifest, vae, *, fps: float, size: int, max_frames: int = 33, out=None, latent_dir=None,
                     dtype: torch.dtype = torch.float32, save_every: int = 50, progress: bool = True) -> dict:
     """Encode every record of `manifest` (see the module docstring); returns a summary dict."""
-    if fps <= 0 or size < 32 or max_frames < 1:
-        raise ValueError(f"need fps > 0, size >= 32 and max_frames >= 1; got {fps}, {size}, {max_frames}")
+    positive_number(fps, "fps")
+    integer(size, "size", 32)
+    positive_int(max_frames, "max_frames")
     out = Path(manifest if out is None else out)
     # absolute, so that the manifest writer stores it relative to the manifest's own folder
     latent_dir = (Path(latent_dir) if latent_dir else out.parent / f"latents_{size}px_{fps:g}fps").resolve()
     records = read_manifest(manifest)
     _merge_previous(records, out, fps, size)
     buckets = make_buckets(size)
-    todo = [i for i, r in enumerate(records) if not _done(r, fps, size)]
+    todo = [i for i, r in enumerate(records) if not _has_current_latent(r, fps, size)]
     failed: Counter = Counter()
     start, since_save = time.monotonic(), 0
-    if progress:
-        from tqdm import tqdm
-        todo_iter = tqdm(todo, desc="latents", unit="item")
-    else:
-        todo_iter = todo
-    for i in todo_iter:
+    for i in tqdm(todo, desc="latents", unit="item", disable=not progress):
         rec = records[i]
         try:
             pixels = load_pixels(rec, fps, size, max_frames, buckets)
@@ -100,7 +102,7 @@ def extract_latents(manifest, vae, *, fps: float, size: int, max_frames: int = 3
                 latent = vae.encode(pixels[None].to(vae.device, vae.dtype))[0].to("cpu", dtype)
         except Exception as e:  # noqa: BLE001 - a bad file is skipped and counted, never fatal
             failed[failure_reason(e)] += 1
-            rec["latent_error"] = f"{failure_reason(e)}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            rec["latent_error"] = f"{failure_reason(e)}: {short_reason(e)}"
             continue
         path = latent_dir / f"{i:07d}_{Path(rec['path']).stem}.safetensors"
         files.save_safetensors({"latent": latent.contiguous()}, path,
@@ -127,18 +129,17 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=33, help="at most this many frames per video (cut to 4k+1)")
     p.add_argument("--out", default=None, help="output manifest (default: update MANIFEST in place)")
     p.add_argument("--latent-dir", default=None, help="where latent files go (default: beside the output)")
-    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="stored latent dtype")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=LATENT_DTYPES, default="fp32", help="stored latent dtype")
+    p.add_argument("--device", default=None, help="where the VAE runs (default: cuda when available, else cpu)")
     p.add_argument("--no-progress", action="store_true")
 
 
 def cli_main(args) -> int:
     from ..encoders.vae import VideoVAE
 
-    vae = VideoVAE.from_pretrained(args.vae, device=args.device).eval()
+    vae = VideoVAE.from_pretrained(args.vae, device=args.device or default_device()).eval()
     summary = extract_latents(args.manifest, vae, fps=args.fps, size=args.size, max_frames=args.max_frames,
-                              out=args.out, latent_dir=args.latent_dir,
-                              dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype],
+                              out=args.out, latent_dir=args.latent_dir, dtype=parse_dtype(args.dtype, LATENT_DTYPES),
                               progress=not args.no_progress)
     failed = ", ".join(f"{v} {k}" for k, v in summary["failed"].items()) or "none"
     print(f"latents: {summary['encoded']} encoded, {summary['kept']} kept from earlier runs, failed: {failed}; "

@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-from numbers import Real
 from pathlib import Path
 
+from .._checks import is_int, is_number
 from ..files import write_text
 
 MEDIA_TYPES = ("video", "image")
 PATH_KEYS = ("path", "latent_path")
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, Real) and not isinstance(x, bool)
 
 
 def validate_record(rec) -> None:
@@ -47,11 +43,11 @@ def validate_record(rec) -> None:
         if rec.get(key) is not None and not isinstance(rec[key], str):
             raise ValueError(f"{key!r} must be a string or null, got {rec[key]!r}")
     checks = {
-        "fps": (lambda v: _is_number(v) and v > 0, "a number > 0"),
-        "duration": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-        "width": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
-        "height": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
-        "motion_score": (_is_number, "a number"),
+        "fps": (lambda v: is_number(v) and v > 0, "a number > 0"),
+        "duration": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+        "width": (lambda v: is_int(v) and v > 0, "a positive integer"),
+        "height": (lambda v: is_int(v) and v > 0, "a positive integer"),
+        "motion_score": (is_number, "a number"),
     }
     for key, (ok, what) in checks.items():
         if rec.get(key) is not None and not ok(rec[key]):

@@ -21,7 +21,9 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
+from .._checks import positive_int, positive_number, short_reason
 from .manifest import read_manifest, write_manifest
 from .video_io import VideoTooShortError, check_supported, failure_reason, frames_at_times
 
@@ -118,8 +120,7 @@ def clip_motion_score(frames: np.ndarray, fps: float, backend: FlowBackend | Non
     """The motion score of a clip in memory, (T, H, W, 3) uint8 at `fps`: the same protocol as
     `motion_score` on its file (the frame nearest each of 0.0, 0.5, ... 4.0 s that the clip covers,
     i.e. within half a frame of its last one). Used to measure generated clips."""
-    if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    positive_number(fps, "fps")
     last = (len(frames) - 1) / fps + 0.5 / fps
     picks = [min(int(np.floor(t * fps + 0.5)), len(frames) - 1) for t in MOTION_TIMES if t <= last + 1e-9]
     if len(picks) < 2:
@@ -146,7 +147,7 @@ def _score_path(path: str) -> tuple[str, float | None, str | None]:
     try:
         return path, motion_score(path, _WORKER_BACKEND), None
     except Exception as e:  # noqa: BLE001 - one bad clip must not stop the run; the reason is recorded
-        return path, None, f"{failure_reason(e)}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        return path, None, f"{failure_reason(e)}: {short_reason(e)}"
 
 
 def _has_score(rec: dict) -> bool:
@@ -167,6 +168,41 @@ def _merge_previous(records: list[dict], out) -> int:
     return taken
 
 
+class _Saver:
+    """Writes the manifest every `every` clips or `seconds`, whichever comes first."""
+
+    def __init__(self, out, records: list[dict], every: int, seconds: float):
+        self.out, self.records, self.every, self.seconds = out, records, every, seconds
+        self.pending, self.last = 0, time.monotonic()
+
+    def tick(self) -> None:
+        self.pending += 1
+        if self.pending >= self.every or time.monotonic() - self.last >= self.seconds:
+            self.save()
+
+    def save(self) -> None:
+        write_manifest(self.out, self.records)
+        self.pending, self.last = 0, time.monotonic()
+
+
+def _apply_result(recs: list[dict], score: float | None, error: str | None) -> None:
+    """Store one clip's score (rounded to 4 decimals) or its error on every record of that path."""
+    for rec in recs:
+        if error is None:
+            rec["motion_score"] = round(score, 4)
+            rec.pop("motion_error", None)
+        else:
+            rec["motion_error"] = error
+
+
+def _score_stats(videos: list[dict]) -> dict:
+    scores = [r["motion_score"] for r in videos if _has_score(r)]
+    if not scores:
+        return {"score_mean": None, "score_min": None, "score_max": None}
+    return {"score_mean": float(np.mean(scores)), "score_min": float(np.min(scores)),
+            "score_max": float(np.max(scores))}
+
+
 def annotate_manifest(manifest, out=None, *, workers: int = 1, backend: FlowBackend | None = None,
                       save_every: int = 50, save_seconds: float = 60.0, progress: bool = True) -> dict:
     """Score every video record of `manifest` lacking a `motion_score`; write all records to `out`
@@ -178,6 +214,7 @@ def annotate_manifest(manifest, out=None, *, workers: int = 1, backend: FlowBack
     that fails gets `motion_error` ("reason: message") and no score; the next run retries it.
     `workers` > 1 scores in that many processes (`backend` must then be picklable).
     """
+    positive_int(workers, "workers")
     out = manifest if out is None else out
     records = read_manifest(manifest)
     same_file = Path(out).resolve() == Path(manifest).resolve()
@@ -190,45 +227,27 @@ def annotate_manifest(manifest, out=None, *, workers: int = 1, backend: FlowBack
         by_path.setdefault(r["path"], []).append(r)
 
     failed: Counter = Counter()
-    scores: list[float] = []
-    start = last_save = time.monotonic()
-    since_save = 0
+    scored = 0
+    start = time.monotonic()
+    saver = _Saver(out, records, positive_int(save_every, "save_every"), save_seconds)
     results, pool = _results(todo, workers, backend)
-    if progress:
-        from tqdm import tqdm
-        results = tqdm(results, total=len(todo), desc="motion", unit="clip")
     try:
-        for path, score, error in results:
-            for rec in by_path[path]:
-                if error is None:
-                    rec["motion_score"] = round(score, 4)
-                    rec.pop("motion_error", None)
-                else:
-                    rec["motion_error"] = error
-            if error is None:
-                scores.append(score)
-            else:
+        for path, score, error in tqdm(results, total=len(todo), desc="motion", unit="clip", disable=not progress):
+            _apply_result(by_path[path], score, error)
+            scored += error is None
+            if error is not None:
                 failed[error.split(":")[0]] += 1
-            since_save += 1
-            if since_save >= save_every or time.monotonic() - last_save >= save_seconds:
-                write_manifest(out, records)
-                since_save, last_save = 0, time.monotonic()
-    except BaseException:
-        write_manifest(out, records)  # keep what is done (Ctrl-C, a backend error)
-        raise
-    finally:
+            saver.tick()
+    finally:  # keep what is done, also on Ctrl-C or a backend error
         if pool is not None:
             pool.terminate()
-    write_manifest(out, records)
+        saver.save()
     seconds = time.monotonic() - start
-    all_scores = [r["motion_score"] for r in videos if _has_score(r)]
     return {
         "out": str(out), "videos": len(videos), "images": len(records) - len(videos),
-        "kept": kept, "resumed": resumed, "scored": len(scores), "failed": dict(failed),
+        "kept": kept, "resumed": resumed, "scored": scored, "failed": dict(failed),
         "seconds": seconds, "clips_per_s": len(todo) / seconds if seconds > 0 and todo else 0.0,
-        "score_mean": float(np.mean(all_scores)) if all_scores else None,
-        "score_min": float(np.min(all_scores)) if all_scores else None,
-        "score_max": float(np.max(all_scores)) if all_scores else None,
+        **_score_stats(videos),
     }
 
 
@@ -258,10 +277,11 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes scoring clips in parallel")
     parser.add_argument("--save-every", type=int, default=50, help="write progress every N clips")
     parser.add_argument("--preset", default="medium", choices=sorted(_DIS_PRESETS), help="DIS flow preset")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def cli_main(args) -> int:
     summary = annotate_manifest(args.manifest, args.out, workers=args.workers, save_every=args.save_every,
-                                backend=DISFlow(preset=args.preset))
+                                backend=DISFlow(preset=args.preset), progress=not args.no_progress)
     print(format_summary(summary))
     return 0

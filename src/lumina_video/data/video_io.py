@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from .._checks import number, positive_int, positive_number
 from ..files import atomic_path
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
@@ -56,7 +57,8 @@ def check_supported(path, media: str) -> None:
 
 
 def failure_reason(exc: BaseException) -> str:
-    """A short reason for a media failure, for skip counters: missing, unsupported, too_short, corrupt."""
+    """A short reason for a media failure, for skip counters: missing, unsupported, too_short, corrupt.
+    (Quote the exception itself with `lumina_video._checks.short_reason`.)"""
     if isinstance(exc, FileNotFoundError):
         return "missing"
     if isinstance(exc, UnsupportedMediaError):
@@ -194,8 +196,9 @@ def sample_frames(path, fps: float, num_frames: int, start: float = 0.0, pad: bo
 
     A clip too short for all of them raises VideoTooShortError, or with `pad` repeats its last frame.
     """
-    if fps <= 0 or num_frames < 1 or start < 0:
-        raise ValueError(f"need fps > 0, num_frames >= 1 and start >= 0; got {fps}, {num_frames}, {start}")
+    positive_number(fps, "fps")
+    positive_int(num_frames, "num_frames")
+    number(start, "start", 0)
     times = start + np.arange(num_frames) / fps
     frames, covered = frames_at_times(path, times)
     if covered < num_frames:
