@@ -1,6 +1,4 @@
 """Flow matching with analytic answers."""
-import math
-
 import pytest
 import torch
 
@@ -61,11 +59,14 @@ def test_shifted_grid():
         flow.shifted_grid(0, 1.0)
 
 
-def test_training_pair_shift_matches_recipe():
+def test_training_draw_shift_matches_recipe():
+    """The trainer's draw (training/step.flow_loss): t = time_shift(sample_t), x_t = interpolate, u = x1 - x0."""
     assert flow.RECIPE_SHIFTS[("video", (2, 4))] == 8.0
+    g = torch.Generator().manual_seed(1)
     x1 = torch.randn(5000, 1)
-    t, xt, u = flow.training_pair(x1, shift=4.0, generator=torch.Generator().manual_seed(1))
+    t = flow.time_shift(flow.sample_t(5000, generator=g), 4.0)
+    x0 = torch.randn(x1.shape, generator=g)
+    xt, u = flow.interpolate(x0, x1, t), flow.target_velocity(x0, x1)
     # median of shifted U(0,1) is time_shift(0.5, 4) = 0.2
     assert abs(t.median().item() - 0.2) < 0.02
     torch.testing.assert_close(xt, t[:, None] * x1 + (1 - t[:, None]) * (x1 - u))
-    assert math.isfinite(flow.log_snr(torch.tensor([0.5])).item())

@@ -38,6 +38,7 @@ def interpolate(x0, x1, t):
 
 
 def target_velocity(x0, x1):
+    """u = x1 - x0, the velocity of the straight path (what the model predicts)."""
     return x1 - x0
 
 
@@ -62,13 +63,6 @@ def item_loss(pred: torch.Tensor, target: torch.Tensor, vd_weight: float = 1.0) 
     return mse + vd_weight * (1 - cos)
 
 
-def training_pair(x1, shift: float = 1.0, mode: str = "uniform", generator: torch.Generator | None = None):
-    """Draw (t, x_t, u) for a batch of data x1 (B, ...) with the given time shift."""
-    t = time_shift(sample_t(x1.shape[0], mode, generator=generator, device=x1.device), shift)
-    x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
-    return t, interpolate(x0, x1, t), target_velocity(x0, x1)
-
-
 def shifted_grid(steps: int, shift: float, device="cpu") -> torch.Tensor:
     """Sampling grid: linspace(0, 1, steps + 1) shifted; `steps` Euler steps (REFERENCE.md §2)."""
     if steps < 1:
@@ -76,12 +70,4 @@ def shifted_grid(steps: int, shift: float, device="cpu") -> torch.Tensor:
     return time_shift(torch.linspace(0, 1, steps + 1, dtype=torch.float64, device=device), shift).float()
 
 
-def log_snr(t: torch.Tensor) -> torch.Tensor:
-    """log(t^2 / (1-t)^2): the signal-to-noise ratio of x_t on this path (for analysis)."""
-    return 2 * (torch.log(t) - torch.log1p(-t))
-
-
-__all__ = [
-    "RECIPE_SHIFTS", "time_shift", "interpolate", "target_velocity", "sample_t", "item_loss",
-    "training_pair", "shifted_grid", "log_snr",
-]
+__all__ = ["RECIPE_SHIFTS", "time_shift", "interpolate", "target_velocity", "sample_t", "item_loss", "shifted_grid"]
