@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test bench demo demo-model clean
+.PHONY: install test lint format bench demo demo-model clean
 
 DEMO_PROMPT ?= a red circle moving to the right
 
@@ -23,9 +23,18 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# ruff (configured in pyproject.toml): pyflakes, pycodestyle, bugbear, import order, pyupgrade; 120 columns
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench docs
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix src tests bench docs
+
 bench: $(STAMP)
 	$(PY) bench/model_speed.py
 	$(PY) bench/train_speed.py
+	$(PY) bench/data_speed.py
+	$(PY) bench/generate_speed.py
 
 # The project's main job: a prompt in, an mp4 out, with the bundled demo model (src/lumina_video/demo_model).
 demo: $(STAMP)
@@ -36,4 +45,5 @@ demo-model: $(STAMP)
 	bash scripts/demo_recipe.sh
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
