@@ -145,3 +145,28 @@ def test_speed_words_in_some_captions_clips_unchanged(tmp_path):
     ra, rb = (render_clip(v, 32, 4, v["texture_seed"]) for v in (va, vb))
     assert np.array_equal(ra, rb)
     assert np.abs(read_video(va["path"])[0].astype(int) - ra.astype(int)).mean() < 3
+
+
+def test_cli_synth_progress_bar_can_be_turned_off(tmp_path, capsys):
+    from lumina_video.cli import main
+
+    assert main(["synth", str(tmp_path / "a"), "--n", "2", "--size", "32", "--frames", "4"]) == 0
+    assert "synth" in capsys.readouterr().err  # the bar
+    assert main(["synth", str(tmp_path / "b"), "--n", "2", "--size", "32", "--frames", "4", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_draw_start_keeps_the_path_inside_rounded_or_not():
+    """The one placement rule (the dataset rounds to 2 decimals, the demo's ground truth does not):
+    the same draws, and the object's whole path inside the frame."""
+    from lumina_video.data.synthetic import draw_start
+
+    for i, direction in enumerate([*vocab.DIRECTIONS, None] * 20):
+        size, s, travel = 32, 8 + i % 4, float(i % 7) * 2.5
+        rounded = draw_start(np.random.default_rng(i), size, s, direction, travel)
+        exact = draw_start(np.random.default_rng(i), size, s, direction, travel, decimals=None)
+        assert rounded == pytest.approx(exact, abs=0.005 + 1e-9)
+        assert all(round(c, 2) == c for c in rounded)
+        for x, y in (rounded, exact):
+            obj = {"direction": direction, "speed_px": travel / 7, "object_size": s, "start_x": x, "start_y": y}
+            assert stays_inside(obj, size, 8)

@@ -14,8 +14,9 @@ Speeds: `vocab.SPEEDS` pixels per frame on a 64-pixel frame, scaled by size / 64
 are drawn so the whole object stays inside the frame for the whole clip.
 
 Textures are smooth low-contrast noise (+-TEXTURE_AMPLITUDE) around the background colour and do
-not move; "plain" backgrounds carry a faint grain (+-GRAIN_AMPLITUDE) so optical flow stays anchored. Every attribute is recorded in the manifest; motion scores are not (they are measured
-with `lumina-video motion`, like real data).
+not move; "plain" backgrounds carry a faint grain (+-GRAIN_AMPLITUDE) so optical flow stays
+anchored. Every attribute is recorded in the manifest; motion scores are not (they are measured with
+`lumina-video motion`, like real data).
 """
 from __future__ import annotations
 
@@ -122,15 +123,47 @@ def stays_inside(obj: dict, size: int, frames: int) -> bool:
     return True
 
 
+def draw_object_size(rng: np.random.Generator, size: int) -> int:
+    """An object's side in pixels, uniform over OBJECT_SIZE_RANGE of the frame side (ends included)."""
+    lo, hi = (round(f * size) for f in OBJECT_SIZE_RANGE)
+    return int(rng.integers(lo, hi + 1))
+
+
+def speed_px(speed: str, size: int) -> float:
+    """Pixels per frame of a `vocab.SPEEDS` word on a `size`-pixel frame (the words are defined at 64 px)."""
+    return vocab.SPEEDS[speed] * size / 64
+
+
+def draw_start(rng: np.random.Generator, size: int, object_size: int, direction: str | None, travel: float,
+               decimals: int | None = 2) -> tuple[float, float]:
+    """Start centre (x, y), uniform over the centres whose object stays inside the frame at the start
+    and after moving `travel` px towards `direction` (None: still): along an axis with step delta,
+    c in [s/2 + max(0, -delta * travel), size - s/2 - max(0, delta * travel)]. Rounded to `decimals`
+    (and kept inside that range), or not rounded when None. x is drawn first, then y."""
+    dx, dy = vocab.DIRECTIONS[direction] if direction else (0, 0)
+    r = object_size / 2
+
+    def start(delta: int) -> float:
+        low = r + max(0.0, -delta * travel)
+        high = size - r - max(0.0, delta * travel)
+        c = rng.uniform(low, high)
+        if decimals is None:
+            return float(c)
+        unit = 10.0 ** decimals
+        return float(np.clip(np.round(c, decimals), np.ceil(low * unit) / unit, np.floor(high * unit) / unit))
+
+    x = start(dx)
+    return x, start(dy)
+
+
 def sample_object(rng: np.random.Generator, size: int, frames: int, static: bool,
                   avoid_color: str | None = None) -> dict:
-    """Random object attributes whose path stays inside the frame. Speeds whose path cannot fit
-    (long clips at high speed) are not drawn."""
+    """Random object attributes whose path stays inside the frame (`draw_start`, 2 decimals). Speeds
+    whose path cannot fit (long clips at high speed) are not drawn."""
     colors = [c for c in vocab.COLORS if c != avoid_color]
     obj = {"color": str(rng.choice(colors)), "shape": str(rng.choice(vocab.SHAPES))}
-    lo, hi = (round(f * size) for f in OBJECT_SIZE_RANGE)
-    s = int(rng.integers(lo, hi + 1))
-    travel = {w: v * size / 64 * (frames - 1) for w, v in vocab.SPEEDS.items()}
+    s = draw_object_size(rng, size)
+    travel = {w: speed_px(w, size) * (frames - 1) for w in vocab.SPEEDS}
     speeds = [w for w, d in travel.items() if d <= size - s]
     if static or not speeds:
         if not static:
@@ -140,18 +173,9 @@ def sample_object(rng: np.random.Generator, size: int, frames: int, static: bool
     else:
         direction = str(rng.choice(list(vocab.DIRECTIONS)))
         speed = str(rng.choice(speeds))
-        v = vocab.SPEEDS[speed] * size / 64
-    dx, dy = vocab.DIRECTIONS[direction] if direction else (0, 0)
-    d = v * (frames - 1)
-    r = s / 2
-
-    def start(delta: int) -> float:  # centre range so that [c - r, c + r] and its end stay inside
-        low = r - min(0.0, delta * d)
-        high = size - r - max(0.0, delta * d)
-        return float(np.clip(np.round(rng.uniform(low, high), 2), np.ceil(low * 100) / 100, np.floor(high * 100) / 100))
-
-    obj.update(direction=direction, speed=speed, speed_px=v, object_size=s,
-               start_x=start(dx), start_y=start(dy))
+        v = speed_px(speed, size)
+    start_x, start_y = draw_start(rng, size, s, direction, v * (frames - 1))
+    obj.update(direction=direction, speed=speed, speed_px=v, object_size=s, start_x=start_x, start_y=start_y)
     return obj
 
 
@@ -186,6 +210,22 @@ def sample_attrs(rng: np.random.Generator, size: int, frames: int, kind: str, tw
     return attrs
 
 
+def _check_dataset_args(n: int, size: int, frames: int, fps: float, image_fraction: float, static_fraction: float,
+                        holdout: set) -> None:
+    """Raise ValueError unless n >= 1, size is even and >= 16, frames >= 2, fps > 0, the kind fractions
+    lie in [0, 1] together and every held-out (colour, shape) pair is in the vocabulary."""
+    for color, shape in holdout:
+        if color not in vocab.COLORS or shape not in vocab.SHAPES:
+            raise ValueError(f"holdout pair ({color!r}, {shape!r}) is not in the vocabulary; colours "
+                             f"{list(vocab.COLORS)}, shapes {list(vocab.SHAPES)}")
+    if n < 1 or size < 16 or size % 2 or frames < 2 or fps <= 0:
+        raise ValueError(f"need n >= 1, an even size >= 16, frames >= 2 and fps > 0; got n={n}, size={size}, "
+                         f"frames={frames}, fps={fps}")
+    if not (0 <= image_fraction and 0 <= static_fraction and image_fraction + static_fraction <= 1):
+        raise ValueError("image_fraction + static_fraction must lie in [0, 1], "
+                         f"got {image_fraction}, {static_fraction}")
+
+
 def make_dataset(out_dir, n: int, size: int = 64, frames: int = 16, fps: float = 8, seed: int = 0,
                  image_fraction: float = 0.15, static_fraction: float = 0.15,
                  two_object_fraction: float = 0.0, background_caption_prob: float = 0.5,
@@ -199,20 +239,13 @@ def make_dataset(out_dir, n: int, size: int = 64, frames: int = 16, fps: float =
     can be tested on combinations of attributes it never saw.
     """
     holdout = {tuple(pair) for pair in holdout_pairs}
-    for color, shape in holdout:
-        if color not in vocab.COLORS or shape not in vocab.SHAPES:
-            raise ValueError(f"holdout pair ({color!r}, {shape!r}) is not in the vocabulary; colours "
-                             f"{list(vocab.COLORS)}, shapes {list(vocab.SHAPES)}")
-    if n < 1 or size < 16 or size % 2 or frames < 2 or fps <= 0:
-        raise ValueError(f"need n >= 1, an even size >= 16, frames >= 2 and fps > 0; got n={n}, size={size}, "
-                         f"frames={frames}, fps={fps}")
-    if not (0 <= image_fraction and 0 <= static_fraction and image_fraction + static_fraction <= 1):
-        raise ValueError(f"image_fraction + static_fraction must lie in [0, 1], got {image_fraction}, {static_fraction}")
+    _check_dataset_args(n, size, frames, fps, image_fraction, static_fraction, holdout)
     out_dir = Path(out_dir).resolve()
     records = []
     items = range(n)
     if progress:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
+
         items = tqdm(items, desc="synth", unit="item")
     offset = np.random.default_rng(seed).random()
     for i in items:
@@ -272,6 +305,7 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--holdout", default="", metavar="PAIRS",
                         help='(colour, shape) pairs kept out of manifest.jsonl and listed in heldout.jsonl, '
                              'e.g. "red triangle,green circle"')
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
@@ -293,6 +327,6 @@ def cli_main(args) -> int:
                             static_fraction=args.static_fraction,
                             two_object_fraction=args.two_object_fraction,
                             holdout_pairs=parse_pairs(args.holdout),
-                            speed_caption_prob=args.speed_caption_prob, progress=True)
+                            speed_caption_prob=args.speed_caption_prob, progress=not args.no_progress)
     print(f"wrote {manifest}: {summarize(read_manifest(manifest))}")
     return 0
