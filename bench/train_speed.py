@@ -117,7 +117,8 @@ def main():
     print(f"model {args.preset} ({count_params(model) / 1e6:.1f} M params, dim {mcfg['dim']}, {mcfg['n_layers']} "
           f"layers), latent {tuple(args.latent)} x batch {args.batch}, text {args.text_len} tokens, "
           f"{dtype_name(dtype)}{', AC' if args.ac else ''}{', compiled' if args.compile else ''}; {name}")
-    print(f"{'patch':>6} {'tokens/item':>11} {'s/step':>8} {'samples/s':>10} {'tokens/s':>10} {'TFLOP/s':>8} {'MFU':>6}")
+    print(f"{'patch':>6} {'tokens/item':>11} {'s/step':>8} {'samples/s':>10} {'tokens/s':>10} "
+          f"{'TFLOP/s':>8} {'MFU':>6}")
     for spec in args.patches:
         pt, p = (int(v) for v in spec.split("x"))
         if not model.has_patch(patch_size=p, f_patch_size=pt):

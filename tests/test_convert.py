@@ -21,7 +21,8 @@ def official_folder(tmp_path, reference, fmt="pth", args=None):
     d = tmp_path / "official"
     d.mkdir()
     if fmt == "pth":  # as saved from a compiled model
-        torch.save({k.replace("layers.", "_orig_mod.layers."): v for k, v in sd.items()}, d / "consolidated.00-of-01.pth")
+        compiled = {k.replace("layers.", "_orig_mod.layers."): v for k, v in sd.items()}
+        torch.save(compiled, d / "consolidated.00-of-01.pth")
     else:
         from safetensors.torch import save_file
         save_file(sd, str(d / "consolidated.00-of-01.safetensors"))
@@ -84,4 +85,5 @@ def test_infer_config_other_sizes_and_defaults():
     narrow = MultiScaleNextDiT(dim=96, n_layers=1, n_heads=6, n_kv_heads=6, multiple_of=1, ffn_dim_multiplier=0.37,
                                cap_feat_dim=40, in_channels=4)
     cfg = infer_config(narrow.state_dict(), {})
-    assert ffn_hidden_dim(96, cfg["multiple_of"], cfg["ffn_dim_multiplier"]) == narrow.layers[0].feed_forward.w1.out_features
+    width = narrow.layers[0].feed_forward.w1.out_features
+    assert ffn_hidden_dim(96, cfg["multiple_of"], cfg["ffn_dim_multiplier"]) == width

@@ -1,4 +1,4 @@
-"""Motion score (REFERENCE.md §4) against analytic values, and the resumable, parallel `motion` annotator."""
+"""Motion score (docs/REFERENCE.md §4) against analytic values, and the resumable, parallel `motion` annotator."""
 import json
 import subprocess
 import sys
@@ -23,7 +23,8 @@ def texture(h: int, w: int, seed: int = 0) -> np.ndarray:
     img = np.zeros((h, w, 3), np.float32)
     for cell in (3, 6, 12):
         coarse = rng.uniform(-1, 1, (h // cell + 2, w // cell + 2, 3)).astype(np.float32)
-        img += cv2.resize(coarse, ((w // cell + 2) * cell, (h // cell + 2) * cell), interpolation=cv2.INTER_CUBIC)[:h, :w] * 40
+        size = ((w // cell + 2) * cell, (h // cell + 2) * cell)
+        img += cv2.resize(coarse, size, interpolation=cv2.INTER_CUBIC)[:h, :w] * 40
     return np.clip(img + 128, 0, 255).astype(np.uint8)
 
 

@@ -1,4 +1,4 @@
-"""Text encoder and video VAE wrappers (REFERENCE.md §6)."""
+"""Text encoder and video VAE wrappers (docs/REFERENCE.md §6)."""
 import warnings
 
 import pytest
@@ -7,7 +7,8 @@ import torch
 from lumina_video.encoders import (LATENT_SCALE, RELEASED_SYSTEM_PROMPT, PromptTruncatedWarning, TextEncoder,
                                    VideoVAE, minilm_path, tiny_config)
 
-PROMPTS = ["a red circle moving to the right", "", "a small blue triangle drifts slowly upwards on a plain grey background"]
+PROMPTS = ["a red circle moving to the right", "",
+           "a small blue triangle drifts slowly upwards on a plain grey background"]
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,8 @@ def direct():
     from transformers import AutoModel, AutoTokenizer
 
     path = minilm_path()
-    return AutoModel.from_pretrained(path, local_files_only=True).eval(), AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+    return model, AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,7 +90,8 @@ def test_truncation_warns_and_names_prompt():
 
 def test_save_load_round_trip_keeps_features_and_settings(tmp_path):
     enc = TextEncoder.from_pretrained(system_prompt="Make a clip: ", max_length=64)
-    enc.save_pretrained(tmp_path / "text_encoder", tmp_path / "tokenizer", copy_bundled=True)  # weights, not a reference
+    # copy_bundled: the weights, not a reference
+    enc.save_pretrained(tmp_path / "text_encoder", tmp_path / "tokenizer", copy_bundled=True)
     assert not (tmp_path / "text_encoder" / "tokenizer_config.json").exists()
     assert (tmp_path / "tokenizer" / "tokenizer_config.json").exists()
     back = TextEncoder.from_pretrained(tmp_path / "text_encoder", tokenizer=tmp_path / "tokenizer")
@@ -192,7 +195,7 @@ def test_frame_rules_match_the_model(vae):
         assert vae.decode(torch.randn(1, 16, t, 1, 1)).shape[2] == VideoVAE.num_frames(t)
     for f in (1, 8, 9, 16, 17, 96, 97):
         assert VideoVAE.num_frames(VideoVAE.latent_frames(f)) == f
-    assert VideoVAE.latent_frames(96) == 24  # REFERENCE.md §6
+    assert VideoVAE.latent_frames(96) == 24  # docs/REFERENCE.md §6
     for f in (2, 5, 10, 12, 95):
         with pytest.raises(ValueError, match="1, 8m or 8m \\+ 1 frames"):
             VideoVAE.latent_frames(f)

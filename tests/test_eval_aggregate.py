@@ -1,4 +1,4 @@
-"""VBench aggregation reproduces the paper's Table 4 -> Table 1 numbers (REFERENCE.md §8)."""
+"""VBench aggregation reproduces the paper's Table 4 -> Table 1 numbers (docs/REFERENCE.md §8)."""
 import pytest
 
 from lumina_video.eval.aggregate import ALL_DIMS, QUALITY_DIMS, SEMANTIC_DIMS, vbench_scores

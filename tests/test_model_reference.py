@@ -56,7 +56,8 @@ def test_2b_preset_has_official_keys_and_size():
         expected |= {f"{emb}.mlp.{i}.{w}" for i in (0, 2) for w in ("weight", "bias")}
     for k in ("2-1", "2-2", "4-2"):
         expected |= {f"all_x_embedder.{k}.{w}" for w in ("weight", "bias")}
-        expected |= {f"all_final_layer.{k}.{m}.{w}" for m in ("linear", "adaLN_modulation.1") for w in ("weight", "bias")}
+        expected |= {f"all_final_layer.{k}.{m}.{w}" for m in ("linear", "adaLN_modulation.1")
+                     for w in ("weight", "bias")}
     for i in range(24):
         a = f"layers.{i}.attention."
         expected |= {a + "gate"} | {a + f"{w}.weight" for w in ("wq", "wk", "wv", "wo", "wk_y", "wv_y")}

@@ -72,7 +72,8 @@ def read_official(folder) -> tuple[dict, dict]:
 def _ffn_settings(dim: int, hidden: int, args: dict) -> tuple[int, float | None]:
     """(multiple_of, ffn_dim_multiplier) that reproduce the FFN width found in the weights."""
     # model_args' own values first, then the largest power of two that gives the width found
-    candidates = [(args.get("multiple_of"), args.get("ffn_dim_multiplier"))] + [(2 ** k, None) for k in range(10, 2, -1)]
+    candidates = [(args.get("multiple_of"), args.get("ffn_dim_multiplier"))]
+    candidates += [(2 ** k, None) for k in range(10, 2, -1)]
     for m, mult in candidates:
         if isinstance(m, int) and m > 0 and ffn_hidden_dim(dim, m, mult) == hidden:
             return m, mult
@@ -149,7 +150,8 @@ def cli_main(args) -> int:
     cfg = convert(args.official_dir, args.out_dir, args.dtype)
     n = cfg["n_layers"]
     print(f"converted: dim {cfg['dim']}, {n} layers, {cfg['n_heads']} heads / {cfg['n_kv_heads']} kv, patches "
-          f"{list(zip(cfg['all_f_patch_size'], cfg['all_patch_size']))} (pt, p), {cfg['torch_dtype']} -> {args.out_dir}")
+          f"{list(zip(cfg['all_f_patch_size'], cfg['all_patch_size']))} (pt, p), {cfg['torch_dtype']} "
+          f"-> {args.out_dir}")
     if cfg["converted_from"]["defaults_used_for"]:
         print(f"note: model_args.pth lacked {cfg['converted_from']['defaults_used_for']}; used the official "
               f"loader's defaults {OFFICIAL_DEFAULTS}")

@@ -1,4 +1,4 @@
-"""Flow matching: the one time convention of the package (REFERENCE.md §2).
+"""Flow matching: the one time convention of the package (docs/REFERENCE.md §2).
 
     t = 0 is noise, t = 1 is data.
     x_t = t * x1 + (1 - t) * x0,      x0 ~ N(0, I),  x1 = data
@@ -64,7 +64,7 @@ def item_loss(pred: torch.Tensor, target: torch.Tensor, vd_weight: float = 1.0) 
 
 
 def shifted_grid(steps: int, shift: float, device="cpu") -> torch.Tensor:
-    """Sampling grid: linspace(0, 1, steps + 1) shifted; `steps` Euler steps (REFERENCE.md §2)."""
+    """Sampling grid: linspace(0, 1, steps + 1) shifted; `steps` Euler steps (docs/REFERENCE.md §2)."""
     if steps < 1:
         raise ValueError(f"the number of sampling steps must be >= 1, got {steps}")
     return time_shift(torch.linspace(0, 1, steps + 1, dtype=torch.float64, device=device), shift).float()

@@ -11,7 +11,7 @@ TINY_DEFAULTS = dict(height=32, width=32, num_frames=8, fps=8.0, sampling="f24F9
 
 def randomize_zero_init(model: torch.nn.Module, generator: torch.Generator, std: float = 0.02) -> None:
     """Give every all-zero parameter small random values. Training starts from zero gates and
-    output layers (REFERENCE.md §1), which would make an untrained model's velocity identically zero; a
+    output layers (docs/REFERENCE.md §1), which would make an untrained model's velocity identically zero; a
     random-weight test model should depend on every input."""
     with torch.no_grad():
         for p in model.parameters():

@@ -1,4 +1,4 @@
-"""Aspect-ratio buckets (REFERENCE.md §5) and a batch sampler that never mixes shapes.
+"""Aspect-ratio buckets (docs/REFERENCE.md §5) and a batch sampler that never mixes shapes.
 
 Buckets for a target size S: sides are multiples of 32 and the area is near (S/32)^2 * 32^2.
 In units of 32 pixels, with n = floor((S/32)^2) units of area, every short side a = 1 .. floor(sqrt n)

@@ -11,7 +11,7 @@ Videos: num_frames frames at `fps` (the nearest source frame to each time, see v
 random start time, uniform over the starts that fit in the clip; any frame count works (the trainer
 asks for 4k + 1, which the VAE wants).
 
-Motion score in training (REFERENCE.md §4; -1 means "absent", the model's zero embedding):
+Motion score in training (docs/REFERENCE.md §4; -1 means "absent", the model's zero embedding):
     video with a score s:   -1 with probability video_motion_drop (0.3), else s
     video without a score:  -1
     image:                   0.0 with probability image_motion_prob (0.4), else -1
@@ -48,7 +48,7 @@ ABSENT = -1.0
 
 def training_motion_score(media: str, score: float | None, rng: np.random.Generator,
                           video_motion_drop: float = 0.3, image_motion_prob: float = 0.4) -> float:
-    """The motion score the model sees for one sample (REFERENCE.md §4; see the module docstring)."""
+    """The motion score the model sees for one sample (docs/REFERENCE.md §4; see the module docstring)."""
     if media == "image":
         return 0.0 if rng.random() < image_motion_prob else ABSENT
     if score is None or score < 0:

@@ -7,9 +7,9 @@ Per record:
            longest 4k+1 (the VAE maps 4k+1 frames to k+1 latent frames), cover-cropped to the record's
            aspect bucket of `size`; encoded (the VAE works through time in chunks) to (C, k+1, H/8, W/8)
     image  one frame -> (C, 1, H/8, W/8)
-The latent (scaled, REFERENCE.md §6) is saved as `{latent: tensor}` in a safetensors file, and the record gets
+The latent (scaled, docs/REFERENCE.md §6) is saved as `{latent: tensor}` in a safetensors file, and the record gets
 `latent_path`, `latent_fps`, `latent_size`, `latent_frames`. The trainer drops the first latent frame of
-a video and takes its random temporal crop (REFERENCE.md §5) from these files.
+a video and takes its random temporal crop (docs/REFERENCE.md §5) from these files.
 
 Resumable: a record whose latent file exists with the same fps and size is kept. The manifest is
 written atomically every `save_every` records; a bad file is skipped, counted and reported.

@@ -1,4 +1,4 @@
-"""Motion score (REFERENCE.md §4): the mean optical-flow magnitude per component, in pixels.
+"""Motion score (docs/REFERENCE.md §4): the mean optical-flow magnitude per component, in pixels.
 
 Protocol, per clip:
     frames at t = 0.0, 0.5, ..., 4.0 s (the nearest source frame; as many as the clip covers, >= 2)
@@ -112,7 +112,7 @@ def motion_frames(path) -> np.ndarray:
 
 
 def motion_score(path, backend: FlowBackend | None = None) -> float:
-    """The REFERENCE.md §4 motion score of a video file, in pixels (see the module docstring)."""
+    """The docs/REFERENCE.md §4 motion score of a video file, in pixels (see the module docstring)."""
     return score_frames(motion_frames(path), backend)
 
 

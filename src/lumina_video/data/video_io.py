@@ -299,7 +299,8 @@ def resize_cover_crop(frames: np.ndarray, height: int, width: int) -> np.ndarray
     single = frames.ndim == 3
     batch = frames[None] if single else frames
     if batch.ndim != 4 or height < 1 or width < 1:
-        raise ValueError(f"need frames (T, H, W, C) or (H, W, C) and a positive size, got {frames.shape}, {height}x{width}")
+        raise ValueError(f"need frames (T, H, W, C) or (H, W, C) and a positive size, "
+                         f"got {frames.shape}, {height}x{width}")
     _, h, w, _ = batch.shape
     s = max(height / h, width / w)
     rh, rw = max(height, round(h * s)), max(width, round(w * s))

@@ -1,4 +1,4 @@
-"""Text encoder: a `transformers` model whose hidden states condition the DiT (REFERENCE.md §6).
+"""Text encoder: a `transformers` model whose hidden states condition the DiT (docs/REFERENCE.md §6).
 
     text      = system_prompt + prompt                      (every prompt, the negative one too)
     tokens    = tokenizer(text, right padding to the longest, rounded up to a multiple of 8,
@@ -61,7 +61,8 @@ class TextEncoderSettings:
 
     @classmethod
     def for_model_type(cls, model_type: str, max_positions: int | None = None) -> "TextEncoderSettings":
-        """Defaults per architecture: Gemma-2 as released (REFERENCE.md §6), BERT/MiniLM as the module doc says."""
+        """Defaults per architecture: Gemma-2 as released (docs/REFERENCE.md §6), BERT/MiniLM as the module
+        docstring says."""
         if model_type == "bert":
             return cls(layer=-1, max_length=128, system_prompt=SHORT_SYSTEM_PROMPT)
         s = cls()

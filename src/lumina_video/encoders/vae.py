@@ -1,4 +1,4 @@
-"""Video VAE: the diffusers `AutoencoderKLCogVideoX` with the latent convention of REFERENCE.md §6.
+"""Video VAE: the diffusers `AutoencoderKLCogVideoX` with the latent convention of docs/REFERENCE.md §6.
 
     latents = latent_dist.mode() * scale          scale = 1.15258426, no shift
     pixels  = decoder(latents / scale)            pixels in [-1, 1], (B, 3, F, H, W)
@@ -147,7 +147,8 @@ class VideoVAE(nn.Module):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """latents (B, C_lat, T, h, w) -> pixels (B, 3, num_frames(T), 8h, 8w) in [-1, 1], fp32."""
         if latents.dim() != 5 or latents.shape[1] != self.latent_channels:
-            raise ValueError(f"latents have shape {tuple(latents.shape)}; expected (B, {self.latent_channels}, T, h, w)")
+            raise ValueError(f"latents have shape {tuple(latents.shape)}; "
+                             f"expected (B, {self.latent_channels}, T, h, w)")
         z = latents.to(device=self.device, dtype=self.dtype) / self.scale + self.shift
         return self.vae.decode(z).sample.float().clamp(-1.0, 1.0)
 

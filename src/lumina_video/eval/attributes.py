@@ -109,7 +109,8 @@ def measure_attributes(frames: np.ndarray) -> dict:
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     mass = alpha.sum(axis=(1, 2))  # (T,)
     ok = found & (mass > 1e-3)
-    centroids = np.stack([(alpha[ok] * xs).sum(axis=(1, 2)), (alpha[ok] * ys).sum(axis=(1, 2))], axis=1) / mass[ok, None]
+    centroids = np.stack([(alpha[ok] * xs).sum(axis=(1, 2)), (alpha[ok] * ys).sum(axis=(1, 2))], axis=1)
+    centroids = centroids / mass[ok, None]
     v = fit_velocity(np.nonzero(ok)[0].astype(np.float64), centroids)
     speed = float(np.hypot(*v))
     moving = speed >= STATIC_FRACTION * unit

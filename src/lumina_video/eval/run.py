@@ -198,7 +198,8 @@ def summary_line(report: dict) -> str:
 def add_cli_arguments(parser) -> None:
     parser.add_argument("videos", nargs="*", help="video files (with --manifest: optional, default all its videos)")
     src = parser.add_mutually_exclusive_group()
-    src.add_argument("--prompts", help="prompts: .txt one per line in the order of VIDEOS, or .json list / {video: prompt}")
+    src.add_argument("--prompts",
+                     help="prompts: .txt one per line in the order of VIDEOS, or .json list / {video: prompt}")
     src.add_argument("--manifest", help="JSONL manifest giving prompts (and synthetic ground truth)")
     parser.add_argument("--out", required=True, help="report folder (report.json, report.md, *.png)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -1,4 +1,4 @@
-"""Attention: self-attention over an item's own tokens plus gated text cross-attention (REFERENCE.md §1).
+"""Attention: self-attention over an item's own tokens plus gated text cross-attention (docs/REFERENCE.md §1).
 
 Kernels:
 - `sdpa_attention`: torch's scaled_dot_product_attention with a key-padding mask (CPU and GPU, default).

@@ -1,4 +1,4 @@
-"""Transformer block (sandwich norm, adaLN scale + gate) and the per-patch final layer (REFERENCE.md §1)."""
+"""Transformer block (sandwich norm, adaLN scale + gate) and the per-patch final layer (docs/REFERENCE.md §1)."""
 from __future__ import annotations
 
 import torch

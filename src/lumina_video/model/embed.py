@@ -1,4 +1,4 @@
-"""Embedders (timestep, motion, caption) and patchify / unpatchify (REFERENCE.md §1, forward steps 1-5)."""
+"""Embedders (timestep, motion, caption) and patchify / unpatchify (docs/REFERENCE.md §1, forward steps 1-5)."""
 from __future__ import annotations
 
 import math

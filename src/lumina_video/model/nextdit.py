@@ -1,4 +1,4 @@
-"""Multi-scale Next-DiT: one transformer backbone shared by several patch sizes (REFERENCE.md §1).
+"""Multi-scale Next-DiT: one transformer backbone shared by several patch sizes (docs/REFERENCE.md §1).
 
 velocity = model(x, t, cap_feats, cap_mask, motion_score, patch_size, f_patch_size)
 
@@ -100,7 +100,7 @@ class MultiScaleNextDiT(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     def initialize_weights(self):
-        """Training-from-scratch initialisation (REFERENCE.md §1), all in one place."""
+        """Training-from-scratch initialisation (docs/REFERENCE.md §1), all in one place."""
         if self.pad_token.is_meta:
             return
         for m in self.modules():
@@ -228,7 +228,8 @@ class MultiScaleNextDiT(nn.Module):
         h = self.all_x_embedder[key](tokens)  # (B, N, dim)
 
         # 3-6. condition
-        c = self._condition(t.to(device), cap_feats, cap_mask, None if motion_score is None else motion_score.to(device))
+        motion = None if motion_score is None else motion_score.to(device)
+        c = self._condition(t.to(device), cap_feats, cap_mask, motion)
 
         # 7. blocks, final layer, unpatchify
         for layer in self.layers:
@@ -246,7 +247,8 @@ class MultiScaleNextDiT(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         sd = {k: (v.to(dtype) if dtype is not None else v).detach().contiguous() for k, v in self.state_dict().items()}
         files.save_safetensors(sd, folder / WEIGHTS_NAME)
-        cfg = dict(self.config, format_version=FORMAT_VERSION, torch_dtype=str(dtype or self.dtype).replace("torch.", ""))
+        stored = str(dtype or self.dtype).removeprefix("torch.")
+        cfg = dict(self.config, format_version=FORMAT_VERSION, torch_dtype=stored)
         files.write_json(folder / CONFIG_NAME, cfg)
 
     @classmethod
@@ -307,7 +309,7 @@ def load_state_dict_checked(model: nn.Module, sd: dict, assign: bool = False) ->
             return f"\n  {title} ({len(items)}): " + ", ".join(items[:8]) + more
 
         raise ValueError(
-            "state dict does not match the model (the official key names of REFERENCE.md §1 are accepted, "
+            "state dict does not match the model (the official key names of docs/REFERENCE.md §1 are accepted, "
             "optionally with `_orig_mod.` or `module.` inside):"
             + show("missing", missing) + show("unexpected", unexpected) + show("mis-shaped", misshaped)
         )

@@ -1,4 +1,4 @@
-"""3D rotary position embedding (REFERENCE.md §1, "3D RoPE").
+"""3D rotary position embedding (docs/REFERENCE.md §1, "3D RoPE").
 
 The head dimension is split into three axis widths (f, h, w) = (2/8, 3/8, 3/8) of head_dim.
 For an axis of width d, freqs = 1 / theta^(arange(0, d, 2) / d) and the angle of a token at integer
