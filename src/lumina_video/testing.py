@@ -40,10 +40,18 @@ def make_tiny_pipeline(folder=None, seed: int = 0, model_size: str = "Tiny", vae
     return pipe
 
 
-if __name__ == "__main__":  # python -m lumina_video.testing FOLDER [SEED]
-    import sys
+def main(argv=None) -> int:
+    """`python -m lumina_video.testing FOLDER [SEED]`: write a random-weight tiny pipeline to FOLDER."""
+    import argparse
 
-    if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python -m lumina_video.testing FOLDER [SEED]   (writes a random-weight tiny pipeline)")
-    make_tiny_pipeline(sys.argv[1], seed=int(sys.argv[2]) if len(sys.argv) == 3 else 0)
-    print(f"wrote a random-weight tiny pipeline to {sys.argv[1]}")
+    ap = argparse.ArgumentParser(prog="python -m lumina_video.testing", description=main.__doc__)
+    ap.add_argument("folder", help="where the pipeline goes")
+    ap.add_argument("seed", nargs="?", type=int, default=0, help="seed of the random weights (default 0)")
+    args = ap.parse_args(argv)
+    make_tiny_pipeline(args.folder, seed=args.seed)
+    print(f"wrote a random-weight tiny pipeline to {args.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
