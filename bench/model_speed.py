@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from lumina_video.devices import parse_dtype
 from lumina_video.model import MultiScaleNextDiT
 from lumina_video.sampling import SamplingConfig, step_plan
 
@@ -33,7 +34,7 @@ def timed_forward(model, x, cap, mask, p, pt, repeat):
 
 def schedule_cost(config: SamplingConfig, times: dict, times_cfg: dict) -> float:
     """Seconds for one sampling run: per step the forward of that step's patch, both branches when guided."""
-    return sum((times_cfg if st["guidance"] != 0 else times)[st["patch"]] for st in step_plan(config))
+    return sum((times_cfg if step.guidance != 0 else times)[step.patch] for step in step_plan(config))
 
 
 def main():
@@ -49,7 +50,7 @@ def main():
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    dtype = parse_dtype(args.dtype)
 
     torch.manual_seed(0)
     model = MultiScaleNextDiT(dim=args.dim, n_layers=args.layers, n_heads=args.heads, n_kv_heads=args.kv_heads,
@@ -75,7 +76,7 @@ def main():
 
     base = times[(1, 2)]
     paper = {(1, 2): "1.00", (2, 2): "0.36", (2, 4): "0.07"}
-    print(f"\n| patch (pt,p,p) | tokens | forward s (B=1) | forward s (B=2, CFG) | relative | paper |")
+    print("\n| patch (pt,p,p) | tokens | forward s (B=1) | forward s (B=2, CFG) | relative | paper |")
     print("|---|---|---|---|---|---|")
     for pt, p, tokens in rows:
         print(f"| ({pt},{p},{p}) | {tokens} | {times[(pt, p)]:.3f} | {times_cfg[(pt, p)]:.3f} | "
@@ -84,7 +85,7 @@ def main():
     single = SamplingConfig.preset("f24F96R960")
     multi = SamplingConfig.preset("f24F96R960-MultiScale")
     s_cost, m_cost = schedule_cost(single, times, times_cfg), schedule_cost(multi, times, times_cfg)
-    print(f"\n| schedule | steps | est. seconds per block | relative | paper |")
+    print("\n| schedule | steps | est. seconds per block | relative | paper |")
     print("|---|---|---|---|---|")
     print(f"| f24F96R960 (1,2,2) only | {single.steps} | {s_cost:.1f} | 1.00 | 1.00 |")
     print(f"| f24F96R960-MultiScale | {multi.steps} | {m_cost:.1f} | {m_cost / s_cost:.2f} | 0.34 |")

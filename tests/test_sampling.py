@@ -21,11 +21,22 @@ def test_released_multiscale_step_split():
     """REFERENCE.md §3: the f24 multi-scale preset spends 30 / 24 / 15 of its 69 steps at (2,4,4)/(2,2,2)/(1,2,2)."""
     cfg = SamplingConfig.preset("f24F96R960-MultiScale")
     assert cfg.steps == 69 and cfg.shift == 24 and cfg.renorm == 2
-    counts = Counter(s["patch"] for s in step_plan(cfg))
+    counts = Counter(step.patch for step in step_plan(cfg))
     assert counts == {(2, 4): 30, (2, 2): 24, (1, 2): 15}
     plan = step_plan(cfg)
-    assert plan[0]["guidance"] == 20 and plan[-1]["guidance"] == 0
-    assert plan[0]["neg_motion"] == 2 and plan[-1]["neg_motion"] == 6 and plan[0]["motion"] == 6
+    assert plan[0].guidance == 20 and plan[-1].guidance == 0
+    assert plan[0].neg_motion == 2 and plan[-1].neg_motion == 6 and plan[0].motion == 6
+
+
+def test_step_plan_is_typed_and_covers_the_grid():
+    cfg = SamplingConfig.preset("f24F96R960").replace(steps=5)
+    plan = step_plan(cfg)
+    assert [step.index for step in plan] == list(range(5)) and plan[0].t == 0.0 and plan[-1].t_next == 1.0
+    assert all(a.t_next == b.t for a, b in zip(plan, plan[1:])) and all(step.dt > 0 for step in plan)
+    assert plan[0].patch == (1, 2) and plan[0]._fields == ("index", "t", "t_next", "patch", "guidance", "motion",
+                                                           "neg_motion")
+    assert cfg.is_guided() and not cfg.replace(guidance=0.0).is_guided()
+    assert cfg.replace(guidance=(0.0, (0.5, 3.0))).is_guided()  # guided later in the run
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -64,7 +64,7 @@ class SamplingConfig:
 
     # -- conversions ---------------------------------------------------------------------------
     @classmethod
-    def from_official(cls, d: dict) -> "SamplingConfig":
+    def from_official(cls, d: dict) -> SamplingConfig:
         """From the official preset format, e.g. {"P": ("2x4", (0.03, "2x2")), "step": 70, "ts": 24, ...}."""
         if not isinstance(d, dict):
             raise ValueError(f"an official preset is a dict with keys {OFFICIAL_KEYS}, got {type(d).__name__}")
@@ -103,14 +103,14 @@ class SamplingConfig:
         }
 
     @classmethod
-    def preset(cls, name: str) -> "SamplingConfig":
+    def preset(cls, name: str) -> SamplingConfig:
         from .presets import PRESETS
 
         if name not in PRESETS:
             raise ValueError(f"unknown sampling preset {name!r}; available: {', '.join(PRESETS)}")
         return cls.from_official(PRESETS[name])
 
-    def replace(self, **changes) -> "SamplingConfig":
+    def replace(self, **changes) -> SamplingConfig:
         return dataclasses.replace(self, **changes)
 
     def patch_shapes(self) -> list[tuple[int, int]]:
@@ -118,4 +118,17 @@ class SamplingConfig:
         return list(dict.fromkeys(self.patch.values()))
 
     def is_multiscale(self) -> bool:
+        """Whether the patch schedule changes patch size (multi-scale inference)."""
         return len(self.patch_shapes()) > 1
+
+    def is_guided(self) -> bool:
+        """Whether any step uses guidance (a scale != 0), so the negative prompts are needed."""
+        return any(s != 0 for s in self.guidance.values())
+
+
+def sampling_to_json(config: SamplingConfig) -> dict:
+    """`config` as plain JSON values for a record (time-aware values as [v0, [t1, v1], ...])."""
+    return dict(steps=config.steps, shift=config.shift, renorm=config.renorm,
+                guidance=config.guidance.to_official(), motion=config.motion.to_official(),
+                neg_motion=config.neg_motion.to_official(), patch=config.patch.to_official(patch_name),
+                multiscale=config.is_multiscale())

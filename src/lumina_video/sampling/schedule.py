@@ -6,8 +6,9 @@ after the shift, 0 = noise, 1 = data. Example: guidance (20, (0.2, 0)) is 20 unt
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 # Patch combinations as the official presets write them: "{pt}x{p}".
 PATCH_NAMES = {"1x2": (1, 2), "2x2": (2, 2), "2x4": (2, 4)}
@@ -61,7 +62,7 @@ class TimeAware:
         return [self.initial] + [v for _, v in self.switches]
 
     @classmethod
-    def parse(cls, spec, convert: Callable[[Any], Any] = lambda v: v, what: str = "value") -> "TimeAware":
+    def parse(cls, spec, convert: Callable[[Any], Any] = lambda v: v, what: str = "value") -> TimeAware:
         """From a constant, `(v0, (th, v), ...)`, or an existing TimeAware; `convert` checks each value."""
         if isinstance(spec, TimeAware):
             return spec

@@ -4,10 +4,14 @@
     x_{k+1} = x_k + (t_{k+1} - t_k) * v(x_k, t_k)             (N Euler steps, no extra final step)
     v = pos + s(t) * (pos - neg), renormalised               (REFERENCE.md §3; neg skipped when s(t) == 0)
     pos = model(x, t, prompt, motion(t), P(t)),  neg = model(x, t, negative prompt, neg_motion(t), P(t))
+
+The model is called with its patch sizes by keyword (`patch_size=p, f_patch_size=pt`): the schedule
+writes a patch as (pt, p), temporal first, while the model's signature is spatial first.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -19,22 +23,36 @@ from .guidance import guide
 from .schedule import patch_name
 
 
-def step_plan(config: SamplingConfig) -> list[dict]:
-    """Per Euler step: t, dt, patch (pt, p), guidance scale, motion and negative motion."""
+class Step(NamedTuple):
+    """One Euler step of a sampling run: from model time `t` to `t_next`, with the settings at `t`."""
+
+    index: int
+    t: float
+    t_next: float
+    patch: tuple[int, int]  # (pt, p)
+    guidance: float  # 0: the negative branch is skipped
+    motion: float | None  # positive-branch motion score (None: no motion condition)
+    neg_motion: float | None  # negative-branch motion score
+
+    @property
+    def dt(self) -> float:
+        return self.t_next - self.t
+
+
+def step_plan(config: SamplingConfig) -> list[Step]:
+    """The N Euler steps of `config`: the shifted grid and each time-aware setting evaluated at t."""
     grid = shifted_grid(config.steps, config.shift).tolist()
-    plan = []
-    for k in range(config.steps):
-        t = grid[k]
-        plan.append(dict(t=t, dt=grid[k + 1] - t, patch=config.patch(t), guidance=config.guidance(t),
-                         motion=config.motion(t), neg_motion=config.neg_motion(t)))
-    return plan
+    return [Step(k, t, grid[k + 1], config.patch(t), config.guidance(t), config.motion(t), config.neg_motion(t))
+            for k, t in enumerate(grid[:-1])]
 
 
 def check_sampling_inputs(model, noise, cap_feats, cap_mask, config: SamplingConfig) -> None:
+    """Raise ValueError unless `sample` can run: a 5-D latent, 2B caption rows (B without guidance),
+    and every patch of the schedule present in the model and dividing the latent."""
     if noise.dim() != 5:
         raise ValueError(f"noise has shape {tuple(noise.shape)}; expected (B, C, F, H, W)")
     b = noise.shape[0]
-    needs_negative = any(s != 0 for s in config.guidance.values())
+    needs_negative = config.is_guided()
     rows = cap_feats.shape[0]
     if rows != 2 * b and not (rows == b and not needs_negative):
         raise ValueError(
@@ -44,7 +62,7 @@ def check_sampling_inputs(model, noise, cap_feats, cap_mask, config: SamplingCon
     if cap_mask.shape[0] != rows:
         raise ValueError(f"cap_mask has {cap_mask.shape[0]} rows but cap_feats has {rows}")
     for pt, p in config.patch_shapes():
-        if hasattr(model, "has_patch") and not model.has_patch(p, pt):
+        if hasattr(model, "has_patch") and not model.has_patch(patch_size=p, f_patch_size=pt):
             have = getattr(model, "patch_shapes", "?")
             raise ValueError(f"the sampling schedule uses patch {patch_name((pt, p))} (pt={pt}, p={p}) "
                              f"which the model does not have; it has (pt, p) = {have}")
@@ -53,6 +71,25 @@ def check_sampling_inputs(model, noise, cap_feats, cap_mask, config: SamplingCon
 
 def _motion_tensor(value, n, device):
     return torch.full((n,), -1.0 if value is None else float(value), device=device)
+
+
+def velocity(model, x: torch.Tensor, step: Step, cap_feats: torch.Tensor, cap_mask: torch.Tensor,
+             renorm: float | None, model_dtype: torch.dtype) -> torch.Tensor:
+    """The (guided) velocity at `step` for the fp32 latent `x` of B items, in fp32: the prompts' branch
+    alone when the step's guidance is 0, else both branches in one batch of 2B and `guide`."""
+    b, device = x.shape[0], x.device
+    pt, p = step.patch
+    if step.guidance == 0:
+        t = torch.full((b,), step.t, device=device)
+        motion = _motion_tensor(step.motion, b, device)
+        return model(x.to(model_dtype), t, cap_feats[:b], cap_mask[:b], motion,
+                     patch_size=p, f_patch_size=pt).float()
+    both = torch.cat([x, x]).to(model_dtype)
+    t = torch.full((2 * b,), step.t, device=device)
+    motion = torch.cat([_motion_tensor(step.motion, b, device), _motion_tensor(step.neg_motion, b, device)])
+    out = model(both, t, cap_feats, cap_mask, motion, patch_size=p, f_patch_size=pt)
+    pos, neg = out.float().chunk(2)
+    return guide(pos, neg, step.guidance, renorm)
 
 
 @torch.no_grad()
@@ -66,24 +103,10 @@ def sample(model, noise: torch.Tensor, cap_feats: torch.Tensor, cap_mask: torch.
     every step.
     """
     check_sampling_inputs(model, noise, cap_feats, cap_mask, config)
-    b = noise.shape[0]
-    device = noise.device
     model_dtype = getattr(model, "dtype", noise.dtype)
     x = noise.float()
-    plan = step_plan(config)
-    for k, st in enumerate(tqdm(plan, desc="denoising", disable=not progress, leave=False)):
-        pt, p = st["patch"]
-        s = st["guidance"]
-        if s == 0:
-            v = model(x.to(model_dtype), torch.full((b,), st["t"], device=device), cap_feats[:b], cap_mask[:b],
-                      _motion_tensor(st["motion"], b, device), p, pt).float()
-        else:
-            xx = torch.cat([x, x]).to(model_dtype)
-            motion = torch.cat([_motion_tensor(st["motion"], b, device), _motion_tensor(st["neg_motion"], b, device)])
-            out = model(xx, torch.full((2 * b,), st["t"], device=device), cap_feats, cap_mask, motion, p, pt)
-            pos, neg = out.float().chunk(2)
-            v = guide(pos, neg, s, config.renorm)
-        x = x + st["dt"] * v
+    for step in tqdm(step_plan(config), desc="denoising", disable=not progress, leave=False):
+        x = x + step.dt * velocity(model, x, step, cap_feats, cap_mask, config.renorm, model_dtype)
         if callback is not None:
-            callback(k, st["t"], x)
+            callback(step.index, step.t, x)
     return x
