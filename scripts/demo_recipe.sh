@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LV="${LV:-.venv/bin/lumina-video}"
 DATA=runs/demo/data
-# (colour, shape) pairs the DiT never sees: the held-out evaluation asks for them
-HOLDOUT="red triangle,green circle,blue square,orange circle"
+# (colour, shape) pairs the DiT never sees: the held-out evaluation asks for them (written once, in
+# lumina_video/demo/experiments.py)
+HOLDOUT="$("$LV" demo holdout)"
 
 # 1. the synthetic dataset: 128 px clips of 20 frames at 8 fps and still images, ground truth per
 #    record; items with a held-out pair are listed in heldout.jsonl instead of manifest.jsonl
@@ -35,5 +36,6 @@ done
 "$LV" train configs/demo.yaml --no-progress
 
 # 6. ship it: copy RUN/final into the package (lumina_video/demo_model, <= 30 MB) and record the
-#    checksum of every file in configs/demo_model.sha256 (tests/test_demo_model.py checks them)
-.venv/bin/python -m lumina_video.demo install runs/demo/dit/final
+#    checksum of every file in lumina_video/demo/demo_model.sha256 (`lumina-video demo verify` and
+#    tests/test_demo_model.py check them)
+"$LV" demo install runs/demo/dit/final

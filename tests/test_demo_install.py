@@ -1,7 +1,8 @@
-"""Installing a trained pipeline as the bundled model, and verifying it against recorded checksums."""
+"""Installing a trained pipeline as the bundled model, and verifying it against recorded checksums
+(lumina_video.demo.bundle and `lumina-video demo install|verify`)."""
 import pytest
 
-from lumina_video import demo
+from lumina_video.demo import bundle as demo
 from lumina_video.testing import make_tiny_pipeline
 
 
@@ -56,3 +57,18 @@ def test_installed_model_stores_fp16_and_runs_in_fp32_like_the_source(tmp_path):
     for p in target.rglob("*"):  # readable like any installed file (diffusers writes its weights 0600)
         if p.is_file():
             assert p.stat().st_mode & 0o777 == 0o666 & ~umask, p
+
+
+def test_cli_install_then_verify(tmp_path, capsys):
+    from lumina_video.cli import main
+
+    make_tiny_pipeline(tmp_path / "final")
+    target, sums = tmp_path / "pkg" / "demo_model", tmp_path / "demo_model.sha256"
+    assert main(["demo", "install", str(tmp_path / "final"), "--target", str(target), "--checksums", str(sums)]) == 0
+    assert "installed" in capsys.readouterr().out and sums.is_file()
+    assert main(["demo", "verify", "--model", str(target), "--checksums", str(sums)]) == 0
+    (target / "extra.txt").write_text("not recorded")
+    assert main(["demo", "verify", "--model", str(target), "--checksums", str(sums)]) == 1
+    assert capsys.readouterr().err.strip().endswith(": extra.txt")
+    assert main(["demo", "install", str(tmp_path / "nothing"), "--target", str(target), "--checksums", str(sums)]) == 2
+    assert capsys.readouterr().err.startswith("lumina-video demo: error: ")

@@ -1,28 +1,21 @@
-"""bench/demo_results.py and lumina_video.eval.demo: held-out prompts, the experiment plan, the
-summaries and must-show checks on given numbers, ground-truth clips, and a --quick run end to end
-on a random-weight tiny pipeline (its videos are noise: only plumbing and shapes are checked)."""
-import importlib.util
+"""`lumina-video demo results` (lumina_video.demo.run) and lumina_video.demo.experiments: held-out
+prompts, the experiment plan, the summaries and must-show checks on given numbers, ground-truth clips,
+and a --quick run end to end on a random-weight tiny pipeline (its videos are noise: only plumbing and
+shapes are checked)."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lumina_video.cli import main as cli_main
 from lumina_video.data import vocab
-from lumina_video.data.synthetic import stays_inside
-from lumina_video.eval import demo
-from lumina_video.eval.demo_report import markdown_results, time_aware_text
+from lumina_video.data.synthetic import parse_pairs, stays_inside
+from lumina_video.demo import experiments as demo
+from lumina_video.demo import run
+from lumina_video.demo.report import markdown_results, time_aware_text
 from lumina_video.eval.run import DIMENSIONS
 
-SCRIPT = Path(__file__).parents[1] / "bench" / "demo_results.py"
 PAIRS = [("red", "triangle"), ("green", "circle"), ("blue", "square"), ("orange", "circle")]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("demo_results", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------------------------------------
@@ -31,7 +24,8 @@ def load_script():
 
 
 def test_heldout_prompts_cover_every_pair_and_motion_and_parse_back():
-    prompts = demo.heldout_prompts(demo.DEFAULT_HOLDOUT)
+    assert parse_pairs(demo.HOLDOUT) == PAIRS  # the recipe's held-out pairs, written once
+    prompts = demo.heldout_prompts(demo.HOLDOUT)
     assert len(prompts) == 4 * 5
     assert len({p["prompt"] for p in prompts}) == 20
     for pair in PAIRS:
@@ -45,6 +39,11 @@ def test_heldout_prompts_cover_every_pair_and_motion_and_parse_back():
     assert {(p["color"], p["shape"]) for p in first} == set(PAIRS)
     assert len({p["direction"] for p in first}) == 4
     assert demo.heldout_prompts(PAIRS) == prompts
+
+
+def test_cli_prints_the_holdout_pairs_for_the_recipe(capsys):
+    assert cli_main(["demo", "holdout"]) == 0
+    assert capsys.readouterr().out == demo.HOLDOUT + "\n"
 
 
 @pytest.mark.parametrize("bad", ["pink triangle", "red hexagon", "red", ""])
@@ -88,8 +87,8 @@ def test_plan_interleaves_the_arms_and_sets_the_motion_knobs():
     assert len(sweep) == 2 * 3 and all(j.seed == 5 for j in sweep)
     assert all(j.motion_score == j.negative_motion_score and j.negative_motion_switch == 1.0 for j in sweep)
     table = {j.label: j for j in jobs if j.part == "pairs"}
-    assert (table["8/2→8"].motion_score, table["8/2→8"].negative_motion_score, table["8/2→8"].negative_motion_switch) \
-        == (8, 2, 0.05)
+    row = table["8/2→8"]
+    assert (row.motion_score, row.negative_motion_score, row.negative_motion_switch) == (8, 2, 0.05)
     assert table["4/2"].negative_motion_switch == 1.0
 
 
@@ -202,7 +201,8 @@ def test_ground_truth_clips_pass_the_attribute_checks(direction):
 def test_ground_truth_objects_stay_inside_the_frame():
     rng = np.random.default_rng(0)
     for _ in range(50):
-        exp = {"color": "red", "shape": "circle", "direction": str(rng.choice(list(vocab.DIRECTIONS))), "speed": "quickly"}
+        direction = str(rng.choice(list(vocab.DIRECTIONS)))
+        exp = {"color": "red", "shape": "circle", "direction": direction, "speed": "quickly"}
         attrs = demo.ground_truth_attrs(exp, 32, 8, rng)
         assert stays_inside(attrs, 32, 8)
     with pytest.raises(ValueError, match="travel"):
@@ -228,13 +228,13 @@ def tiny_folder(tmp_path_factory):
 def test_quick_run_end_to_end(tiny_folder, tmp_path, capsys):
     out = tmp_path / "report"
     argv = ["--model", str(tiny_folder), "--out", str(out), "--quick", "--steps", "2", "--no-progress"]
-    assert load_script().main(argv) == 0
+    assert cli_main(["demo", "results", *argv]) == 0
     for name in ("results.json", "results.md", "motion_sweep.png", "motion_pairs.png", "multiscale.png"):
         assert (out / name).stat().st_size > 0, name
     assert not list(out.glob(".*.tmp"))
     res = json.loads((out / "results.json").read_text())
     setup, recs = res["setup"], res["records"]
-    assert setup["command"] == "python bench/demo_results.py " + " ".join(argv)
+    assert setup["command"] == "lumina-video demo results " + " ".join(argv)
     assert setup["steps"] == 2 and setup["motion_levels"] == [0.0, 4.0, 8.0]
     # 5 prompts x 1 seed x 2 arms, 2 prompts x 3 levels, 2 prompts x 6 rows; 4/4 and 8/8 reuse sweep videos
     assert setup["jobs"] == 10 + 6 + 12 and setup["videos_generated"] == 28 - 4
@@ -262,19 +262,18 @@ def test_quick_run_end_to_end(tiny_folder, tmp_path, capsys):
 def test_motion_range_from_options_and_manifest(tmp_path):
     from lumina_video.data.manifest import write_manifest
 
-    script = load_script()
     manifest = tmp_path / "m.jsonl"
     write_manifest(manifest, [{"path": f"v{i}.mp4", "caption": "c", "type": "video", "motion_score": i / 10}
                               for i in range(21)])
     base = ["--model", "m", "--out", "o"]
-    assert script.motion_range(script.parse_args(base)) == (8.0, "the paper's scale; no training manifest given")
-    top, source = script.motion_range(script.parse_args(base + ["--manifest", str(manifest)]))
+    assert run.motion_range(run.parse_args(base)) == (8.0, "the paper's scale; no training manifest given")
+    top, source = run.motion_range(run.parse_args(base + ["--manifest", str(manifest)]))
     assert top == pytest.approx(1.9) and "95th percentile" in source
-    assert script.motion_range(script.parse_args(base + ["--manifest", str(manifest), "--motion-max", "3"]))[0] == 3.0
-    quick = script.parse_args(base + ["--quick", "--seeds", "2"])
+    assert run.motion_range(run.parse_args(base + ["--manifest", str(manifest), "--motion-max", "3"]))[0] == 3.0
+    quick = run.parse_args(base + ["--quick", "--seeds", "2"])
     assert (quick.seeds, quick.steps, quick.levels) == (2, 10, 3)  # explicit options win over --quick
     with pytest.raises(SystemExit):
-        script.parse_args(base + ["--seeds", "0"])
+        run.parse_args(base + ["--seeds", "0"])
 
 
 def test_parallel_workers_give_the_same_records(tiny_folder):

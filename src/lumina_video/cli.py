@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("lumina_video.training.export", "write a training checkpoint's weights as a pipeline folder (to look at a run midway)"),
     "eval": ("lumina_video.eval.run", "score videos: VBench-style dimensions, prompt attribute checks, reports"),
     "serve": ("lumina_video.serve", "web demo: a Gradio page for generating videos (127.0.0.1 unless --share-on-network)"),
+    "demo": ("lumina_video.demo.cli", "the bundled demo model: install, verify, held-out pairs, results experiment"),
 }
 
 

@@ -27,10 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..files import write_json
 from . import vocab
 from .manifest import write_manifest
 from .video_io import write_image, write_video
-from ..files import write_json
 
 SUPERSAMPLE = 4
 TEXTURE_AMPLITUDE = 12  # +- grey levels around the background colour

@@ -1,11 +1,12 @@
-"""The demo model's results (issue 7): a miniature of the paper's Tables 2 and 3, measured from pixels.
+"""The demo model's results: a miniature of the paper's Tables 2 and 3, measured from pixels.
 
 Four experiments on prompts the model never saw (held-out (colour, shape) pairs, `vocab.caption`):
  1. held-out   every pair x {right, left, up, down, still} x seeds, the model's default sampling;
-               attribute accuracy (attributes.py): colour, shape, moving/still, direction, speed word.
+               attribute accuracy (eval/attributes.py): colour, shape, moving/still, direction, speed word.
  2a. sweep     moving prompts x motion scores m_0 < ... < m_K with negative motion = positive;
-               measured object speed (px/frame) and VBench dynamic degree per level;
-               rho = Spearman(requested m, measured speed), pooled over every video of the sweep.
+               measured motion score (the training data's tool), object speed (px/frame) and VBench
+               dynamic degree per level; rho = Spearman(requested m, measured motion score), pooled
+               over every video of the sweep (and the same against the object's speed).
  2b. pairs     positive / negative motion pairs as in the paper's Table 3, scaled to the model's
                motion range: with hi the top level, (hi/2, hi/2), (hi, hi), (hi/2, hi/4), (hi, hi/4),
                (hi/2, hi/4 then hi/2 after t = 0.05), (hi, hi/4 then hi) (hi = 8 gives the paper's rows).
@@ -14,10 +15,12 @@ Four experiments on prompts the model never saw (held-out (colour, shape) pairs,
                accuracy difference (multi - single) per attribute, in points.
  4. quality    temporal flickering, motion smoothness (and the other dimensions) of the generated
                held-out clips next to ground-truth clips rendered for the same prompts
-               (`synthetic.render_clip`), the ceiling a model of this data can reach.
+               (`synthetic.render_clip`, objects placed by the dataset's own rule), the ceiling a
+               model of this data can reach.
 
 Everything here is a pure function of per-video records except `run_job` (which generates), so
-the summaries and the must-show checks can be tested on given numbers.
+the summaries and the must-show checks can be tested on given numbers. `lumina-video demo results`
+(run.py) drives them; report.py writes the tables and charts.
 """
 from __future__ import annotations
 
@@ -28,11 +31,13 @@ import numpy as np
 
 from ..data import vocab
 from ..data.motion import clip_motion_score
-from ..data.synthetic import OBJECT_SIZE_RANGE, parse_pairs, render_clip
-from .attributes import check_attributes, expected_from_prompt, spearman, summarize_checks
-from .run import DIMENSIONS, score_video
+from ..data.synthetic import draw_object_size, draw_start, parse_pairs, render_clip, speed_px
+from ..eval.attributes import check_attributes, expected_from_prompt, spearman, summarize_checks
+from ..eval.run import score_video, set_dimensions
 
-DEFAULT_HOLDOUT = "red triangle,green circle,blue square,orange circle"
+# (colour, shape) pairs the demo model never sees in training (scripts/demo_recipe.sh keeps them out
+# of its dataset with `lumina-video demo holdout`); the held-out experiment asks for them
+HOLDOUT = "red triangle,green circle,blue square,orange circle"
 MOTIONS: tuple[str | None, ...] = (*vocab.DIRECTIONS, None)  # None = "staying still"
 PAPER_MOTION_MAX = 8.0  # the paper's Table 3 uses motion scores 2, 4 and 8
 SWITCH_T = 0.05  # Table 3: the negative motion returns to the positive one after t = 0.05
@@ -90,7 +95,8 @@ def motion_pairs(motion_max: float) -> list[dict]:
     """Table 3's positive / negative rows scaled by motion_max / 8: {label, pos, neg, switch}."""
     s = motion_max / PAPER_MOTION_MAX
     rows = []
-    for pos, neg, switch in ((4, 4, None), (8, 8, None), (4, 2, None), (8, 2, None), (4, 2, SWITCH_T), (8, 2, SWITCH_T)):
+    paper_rows = ((4, 4, None), (8, 8, None), (4, 2, None), (8, 2, None), (4, 2, SWITCH_T), (8, 2, SWITCH_T))
+    for pos, neg, switch in paper_rows:
         label = f"{pos}/{neg}" + (f"→{pos}" if switch else "")
         rows.append({"label": label, "pos": round(pos * s, 3), "neg": round(neg * s, 3), "switch": switch})
     return rows
@@ -98,7 +104,8 @@ def motion_pairs(motion_max: float) -> list[dict]:
 
 def manifest_motion_max(records, quantile: float = 0.95) -> float:
     """The top of the training motion range: the `quantile` of the video records' motion scores."""
-    scores = [float(r["motion_score"]) for r in records if r.get("type") == "video" and r.get("motion_score") is not None]
+    scores = [float(r["motion_score"]) for r in records
+              if r.get("type") == "video" and r.get("motion_score") is not None]
     if not scores:
         raise ValueError("the manifest has no video records with a motion_score; score it first with "
                          "`lumina-video motion MANIFEST`, or give --motion-max")
@@ -216,23 +223,20 @@ def _worker_run(job: Job, steps: int | None) -> dict:
 
 
 def ground_truth_attrs(expected: dict, size: int, frames: int, rng: np.random.Generator) -> dict:
-    """Synthetic-dataset attributes for one prompt: its colour, shape, direction and speed word;
-    object size, start, background and texture drawn as the dataset draws them."""
-    lo, hi = (round(f * size) for f in OBJECT_SIZE_RANGE)
-    s = int(rng.integers(lo, hi + 1))
+    """Synthetic-dataset attributes for one prompt: its colour, shape, direction and speed word (the
+    default speed when the prompt names none); object size and start drawn with the dataset's own
+    placement (`synthetic.draw_object_size`, `draw_start`, not rounded), then background and texture."""
+    s = draw_object_size(rng, size)
     direction = expected["direction"]
-    v = 0.0 if direction is None else vocab.SPEEDS[expected.get("speed") or vocab.DEFAULT_SPEED] * size / 64
+    v = 0.0 if direction is None else speed_px(expected.get("speed") or vocab.DEFAULT_SPEED, size)
     travel = v * (frames - 1)
     if travel > size - s:
         raise ValueError(f"a {frames}-frame clip of size {size} cannot hold {travel:.1f} px of travel")
-    dx, dy = vocab.DIRECTIONS[direction] if direction else (0, 0)
-
-    def start(delta: int) -> float:
-        return float(rng.uniform(s / 2 + max(0.0, -delta * travel), size - s / 2 - max(0.0, delta * travel)))
-
-    return {"background": str(rng.choice(list(vocab.BACKGROUNDS))), "textured": bool(rng.random() < 0.5),
-            "color": expected["color"], "shape": expected["shape"], "direction": direction,
-            "speed": expected.get("speed"), "speed_px": v, "object_size": s, "start_x": start(dx), "start_y": start(dy)}
+    background, textured = str(rng.choice(list(vocab.BACKGROUNDS))), bool(rng.random() < 0.5)
+    start_x, start_y = draw_start(rng, size, s, direction, travel, decimals=None)
+    return {"background": background, "textured": textured, "color": expected["color"], "shape": expected["shape"],
+            "direction": direction, "speed": expected.get("speed"), "speed_px": v, "object_size": s,
+            "start_x": start_x, "start_y": start_y}
 
 
 def ground_truth_record(prompt: str, seed: int, height: int, width: int, frames: int, fps: float) -> dict:
@@ -260,11 +264,6 @@ def _speed(r: dict) -> float:
     return float(r["attributes"]["measured"]["speed_px"] or 0.0)
 
 
-def _dims(records: list[dict]) -> dict:
-    """Mean of each VBench dimension (dynamic degree: the fraction of dynamic videos)."""
-    return {d: float(np.mean([float(r["scores"][d]) for r in records])) if records else None for d in DIMENSIONS}
-
-
 def _accuracy(records: list[dict]) -> dict:
     return summarize_checks([r["attributes"] for r in records]) if records else {"n": 0, "accuracy": {}, "checked": {}}
 
@@ -283,7 +282,8 @@ def _group(records: list[dict], label: str) -> dict:
     motion_mean, motion_sd = _mean_sd([_motion(r) for r in records])
     return {"label": label, "n": len(records), "speed_mean": speed_mean, "speed_sd": speed_sd,
             "motion_mean": motion_mean, "motion_sd": motion_sd,
-            "dynamic_degree": float(np.mean([bool(r["scores"]["dynamic_degree"]) for r in records])) if records else None}
+            "dynamic_degree": (float(np.mean([bool(r["scores"]["dynamic_degree"]) for r in records]))
+                               if records else None)}
 
 
 def _rank_correlations(rows: list[dict], per_level: list[dict], measure, mean_key: str) -> dict:
@@ -328,7 +328,7 @@ def ablation_summary(records: list[dict]) -> dict:
         chosen = [by_key[k] for k in both]
         times = [r["timings"]["denoise_s"] for r in chosen]
         out[a] = {"denoise_s_total": float(np.sum(times)), "denoise_s_mean": float(np.mean(times)) if times else None,
-                  "attributes": _accuracy(chosen), "dimensions": _dims(chosen)}
+                  "attributes": _accuracy(chosen), "dimensions": set_dimensions(chosen)}
     single_t = out["single"]["denoise_s_total"]
     out["time_ratio"] = out["multi"]["denoise_s_total"] / single_t if both and single_t > 0 else None
     pair_ratios = [arms["multi"][k]["timings"]["denoise_s"] / arms["single"][k]["timings"]["denoise_s"]
@@ -352,15 +352,15 @@ def summarize(records: list[dict], default_arm: str, pairs: list[dict]) -> dict:
         "sweep": sweep_summary(records),
         "pairs": pairs_summary(records, pairs),
         "ablation": ablation_summary(records),
-        "quality": {"generated": _dims(gen), "ground_truth": _dims(gt), "n_generated": len(gen), "n_ground_truth": len(gt),
-                    "ground_truth_attributes": _accuracy(gt)},
+        "quality": {"generated": set_dimensions(gen), "ground_truth": set_dimensions(gt), "n_generated": len(gen),
+                    "n_ground_truth": len(gt), "ground_truth_attributes": _accuracy(gt)},
         "errors": [{"part": r["part"], "prompt": r["prompt"], "seed": r["seed"], "error": r["error"]}
                    for r in records if r.get("error")],
     }
 
 
 # ---------------------------------------------------------------------------------------------
-# Must-show checks (issue 7)
+# Must-show checks: the acceptance thresholds of the demo model
 # ---------------------------------------------------------------------------------------------
 
 THRESHOLDS = {  # name: (description, comparison, threshold)
@@ -376,7 +376,7 @@ EPS = 1e-9  # a value on the threshold passes despite rounding (19/20 vs 20/20 i
 
 
 def must_show(summary: dict) -> list[dict]:
-    """The issue's thresholds against the summary: [{name, what, value, op, threshold, passed}].
+    """THRESHOLDS against the summary: [{name, what, value, op, threshold, passed}].
     A value on the threshold passes; a value that could not be measured (None) fails."""
     acc = summary["heldout"].get("accuracy", {})
     diffs = summary["ablation"].get("accuracy_diff_points", {})
@@ -391,5 +391,6 @@ def must_show(summary: dict) -> list[dict]:
     for name, (what, op, threshold) in THRESHOLDS.items():
         v = values[name]
         passed = v is not None and (v >= threshold - EPS if op == ">=" else v <= threshold + EPS)
-        checks.append({"name": name, "what": what, "value": v, "op": op, "threshold": threshold, "passed": bool(passed)})
+        checks.append({"name": name, "what": what, "value": v, "op": op, "threshold": threshold,
+                       "passed": bool(passed)})
     return checks

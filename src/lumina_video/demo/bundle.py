@@ -1,24 +1,21 @@
 """The bundled demo model: installing a trained pipeline into the package, and checking it.
 
-    python -m lumina_video.demo install runs/demo/dit/final     (the last step of scripts/demo_recipe.sh)
-    python -m lumina_video.demo verify
-
 `install` writes the pipeline folder to `lumina_video/demo_model` with fp16 transformer weights
-(atomically: it appears whole or not at all) and records the SHA-256 of every file in
-`configs/demo_model.sha256`, beside the recipe that produced it. `verify` recomputes them: the
-shipped weights are the ones the recipe recorded.
+(atomically: it appears whole or not at all) and records the SHA-256 of every file in CHECKSUMS,
+`lumina_video/demo/demo_model.sha256`, which ships with the package as package data. `verify`
+recomputes them: the shipped weights are the ones the recipe recorded. From the shell:
+`lumina-video demo install PIPELINE_DIR` and `lumina-video demo verify`.
 """
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
-from . import files
-from .pipeline import DEFAULT_MODEL_DIR, check_pipeline_folder
+from .. import files
+from ..pipeline import DEFAULT_MODEL_DIR, check_pipeline_folder
 
 MAX_BYTES = 30 * 1024 * 1024  # the package's budget for the bundled model
-CHECKSUMS = Path(__file__).resolve().parents[2] / "configs" / "demo_model.sha256"
+CHECKSUMS = Path(__file__).resolve().parent / "demo_model.sha256"
 
 
 def file_digests(folder) -> dict[str, str]:
@@ -35,10 +32,12 @@ def file_digests(folder) -> dict[str, str]:
 
 
 def format_digests(digests: dict[str, str]) -> str:
+    """The `sha256sum` format: one "DIGEST  NAME" line per file."""
     return "".join(f"{d}  {name}\n" for name, d in digests.items())
 
 
 def parse_digests(text: str) -> dict[str, str]:
+    """{name: digest} from the `sha256sum` format (blank lines ignored)."""
     out = {}
     for line in text.splitlines():
         if line.strip():
@@ -52,7 +51,7 @@ def install(source, target=DEFAULT_MODEL_DIR, checksums=CHECKSUMS, dtype: str = 
     halves them; loading upcasts to float32), and record the checksums. Returns the digests."""
     import torch
 
-    from .pipeline import LuminaVideoPipeline
+    from ..pipeline import LuminaVideoPipeline
 
     source = check_pipeline_folder(source)
     pipe = LuminaVideoPipeline.from_pretrained(source)
@@ -69,24 +68,11 @@ def install(source, target=DEFAULT_MODEL_DIR, checksums=CHECKSUMS, dtype: str = 
 
 def verify(target=DEFAULT_MODEL_DIR, checksums=CHECKSUMS) -> list[str]:
     """Names of files that differ from the recorded checksums (missing or extra files included)."""
-    recorded = parse_digests(Path(checksums).read_text())
+    checksums = Path(checksums)
+    if not checksums.is_file():
+        raise FileNotFoundError(f"no recorded checksums at {checksums}; `lumina-video demo install` writes them")
+    if not Path(target).is_dir():
+        raise FileNotFoundError(f"no model folder at {target}")
+    recorded = parse_digests(checksums.read_text())
     found = file_digests(target)
     return sorted(n for n in set(recorded) | set(found) if recorded.get(n) != found.get(n))
-
-
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["install"] and len(argv) == 2:
-        digests = install(argv[1])
-        print(f"installed {argv[1]} -> {DEFAULT_MODEL_DIR} ({len(digests)} files); checksums in {CHECKSUMS}")
-        return 0
-    if argv == ["verify"]:
-        bad = verify()
-        print("demo model matches its recorded checksums" if not bad else f"differs: {', '.join(bad)}")
-        return 1 if bad else 0
-    print("usage: python -m lumina_video.demo install PIPELINE_DIR | verify", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
