@@ -68,3 +68,12 @@ def test_cli_verify_passes_the_bundled_model_and_fails_a_tampered_copy(tmp_path,
     assert main(["demo", "verify", "--model", str(copy), "--checksums", str(tmp_path / "none.sha256")]) == 2
     assert capsys.readouterr().err.startswith("lumina-video demo: error: no recorded checksums")
 
+
+def test_bundled_model_lists_example_prompts_from_the_vocabulary():
+    """The web page's examples come from the pipeline folder's defaults (written by configs/demo.yaml)."""
+    from lumina_video.data.vocab import parse_caption
+
+    defaults = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())["defaults"]
+    examples = defaults["example_prompts"]
+    assert len(examples) == 6 and all(parse_caption(e) is not None for e in examples)
+    assert defaults["vocabulary"] == "synthetic"
