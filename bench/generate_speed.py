@@ -12,8 +12,10 @@ run is the one least disturbed by other processes); the pipeline's own timers (s
 from __future__ import annotations
 
 import argparse
+
 import torch
 
+from lumina_video.devices import default_device
 from lumina_video.model import count_params
 from lumina_video.testing import make_tiny_pipeline
 
@@ -34,7 +36,7 @@ def main():
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--num-frames", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default=default_device())
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
@@ -42,7 +44,9 @@ def main():
 
     pipe = make_tiny_pipeline(seed=0, model_size=args.model_size).to(args.device)
     size = dict(height=args.height, width=args.width, num_frames=args.num_frames)
-    shape = pipe.latent_shape(1, args.height, args.width, args.num_frames, pipe.resolve_sampling("f24F96R960"))
+    for _, preset in SCHEDULES:  # both schedules take this size (a clear message, not a failure midway)
+        pipe.check_inputs(PROMPT, "", args.height, args.width, args.num_frames, pipe.resolve_sampling(preset))
+    shape = pipe.latent_shape(1, args.height, args.width, args.num_frames)
     print(f"pipeline: MiniLM text encoder, tiny CogVideoX VAE, MultiScaleNextDiT_{args.model_size} "
           f"({count_params(pipe.transformer) / 1e6:.1f}M params); video {args.num_frames}x{args.height}x"
           f"{args.width} -> latent {tuple(shape[1:])}; {args.device}, torch {torch.__version__}, "

@@ -2,23 +2,41 @@
 
     PYTHONPATH=src python docs/make_screenshot.py [--model DIR] [--out docs/serve.png]
 
-Without --model it uses the random-weight tiny pipeline (lumina_video.testing), marked as the demo
-model so that the page shows its example prompts; its videos are coloured noise. The PNG is reduced
-to a 256-colour palette to stay small. Needs gradio, playwright and Chromium (see the README).
+Without --model it uses the random-weight tiny pipeline (lumina_video.testing), given the demo
+model's kind of example prompts so that the page shows them; its videos are coloured noise. The PNG
+is reduced to a 256-colour palette to stay small. Needs gradio, playwright and Chromium (see the README).
 """
 from __future__ import annotations
 
 import argparse
 import io
+import os
+import shutil
 import socket
 from pathlib import Path
 
 from PIL import Image
 
-from lumina_video import files
-from lumina_video import serve
+from lumina_video import files, serve
 
 PROMPT = "a red circle moving to the right"
+EXAMPLES = ["a red circle moving to the right", "a blue square moving to the left quickly",
+            "a green triangle moving up slowly on a gray background",
+            "a yellow circle staying still on a black background", "a purple square moving down",
+            "an orange triangle moving to the right quickly on a white background"]
+# The same headless Chromium as the browser tests use (tests/conftest.py): no sandbox (containers) or
+# GPU, no background traffic (updates, sync).
+HEADLESS_CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run")
+
+
+def find_chromium() -> str | None:
+    """A Chromium binary: $LUMINA_CHROMIUM, /usr/bin/chromium (Debian) or chromium on PATH; else None."""
+    for cand in (os.environ.get("LUMINA_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                 shutil.which("chromium-browser")):
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
 
 
 def _free_port() -> int:
@@ -37,18 +55,18 @@ def load_pipeline(model: str | None):
 
     sampling = SamplingConfig.preset("f24F96R960-MultiScale").replace(steps=8).to_official()
     pipe = make_tiny_pipeline(defaults=dict(height=64, width=64, num_frames=16, sampling=sampling,
-                                            vocabulary=serve.DEMO_VOCABULARY))
+                                            example_prompts=EXAMPLES))
     return pipe, "random-weight test model"
 
 
 def screenshot(url: str, width: int = 1200, height: int = 900) -> bytes:
     from playwright.sync_api import sync_playwright
 
-    chromium = serve.find_chromium()
+    chromium = find_chromium()
     if chromium is None:
         raise SystemExit("no Chromium found: apt-get install chromium, or set LUMINA_CHROMIUM")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=list(serve.HEADLESS_CHROMIUM_ARGS))
+        browser = p.chromium.launch(executable_path=chromium, args=list(HEADLESS_CHROMIUM_ARGS))
         page = browser.new_page(viewport={"width": width, "height": height})
         page.goto(url)
         page.fill("#prompt textarea", PROMPT)

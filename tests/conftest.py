@@ -1,4 +1,9 @@
+"""Shared fixtures: the official reference vectors, a fixed torch seed per test, a free local port and
+the options of a headless Chromium for the browser tests."""
 import json
+import os
+import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -32,3 +37,39 @@ def official_tiny(reference):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# -- a local port and a headless browser, for the web-server tests ---------------------------------
+# Chromium without a sandbox (containers) or GPU, and without its background traffic (updates, sync)
+HEADLESS_CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run")
+
+
+def find_chromium() -> str | None:
+    """A Chromium binary: $LUMINA_CHROMIUM, /usr/bin/chromium (Debian) or chromium on PATH; else None."""
+    for cand in (os.environ.get("LUMINA_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                 shutil.which("chromium-browser")):
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the caller binds it soon after)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """free_port() -> a port on 127.0.0.1 that was free a moment ago."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
+def chromium_launch_options():
+    """Keyword arguments for Playwright's `chromium.launch` (a headless Chromium), or None when no
+    Chromium binary is found (find_chromium)."""
+    path = find_chromium()
+    return None if path is None else dict(executable_path=path, args=list(HEADLESS_CHROMIUM_ARGS))

@@ -54,7 +54,8 @@ def test_generate_prompts_file_same_as_single(model_dir, tmp_path):
         out = tmp_path / f"out{batch}"
         assert main(["generate", "--prompts", str(prompts), "--out", str(out), "--name", "clip", "--seed", "3",
                      "--batch-size", batch] + common) == 0
-        assert sorted(p.name for p in out.iterdir()) == ["clip-000.json", "clip-000.mp4", "clip-001.json", "clip-001.mp4"]
+        assert sorted(p.name for p in out.iterdir()) == ["clip-000.json", "clip-000.mp4", "clip-001.json",
+                                                         "clip-001.mp4"]
         recs = [json.loads((out / f"clip-00{i}.json").read_text()) for i in range(2)]
         assert [r["prompt"] for r in recs] == ["a red circle", "a blue square moving up"]
         assert [r["seed"] for r in recs] == [3, 4] and recs[0]["sampling"]["patch"] == "1x2"

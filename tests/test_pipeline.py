@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lumina_video import LuminaVideoPipeline
-from lumina_video.overrides import apply_overrides, multiscale_schedule
 from lumina_video.sampling import SamplingConfig, TimeAware
+from lumina_video.sampling.knobs import SamplingKnobs, multiscale_schedule
 from lumina_video.testing import make_tiny_pipeline
 
 PROMPT = "a red circle moving to the right"
@@ -40,11 +40,13 @@ def test_saved_and_loaded_pipeline_gives_same_frames(made, pipe):
     assert not np.array_equal(a, loaded(PROMPT, seed=6, **FAST).frames)  # the seed matters
     assert not np.array_equal(a, loaded("a blue square", seed=5, **FAST).frames)  # so does the prompt
     index = json.loads((folder / "model_index.json").read_text())
-    assert index["_class_name"] == "LuminaVideoPipeline" and index["transformer"] == ["lumina_video", "MultiScaleNextDiT"]
+    assert index["_class_name"] == "LuminaVideoPipeline"
+    assert index["transformer"] == ["lumina_video", "MultiScaleNextDiT"]
     assert SamplingConfig.from_official(index["defaults"]["sampling"]) == made.default_sampling
 
 
-@pytest.mark.parametrize("h, w, f, multiscale", [(32, 64, 8, True), (64, 32, 9, False), (32, 32, 1, True), (32, 32, 16, True)])
+@pytest.mark.parametrize("h, w, f, multiscale", [(32, 64, 8, True), (64, 32, 9, False), (32, 32, 1, True),
+                                                 (32, 32, 16, True)])
 def test_frame_count_and_size_as_asked(pipe, h, w, f, multiscale):
     out = pipe(PROMPT, height=h, width=w, num_frames=f, multiscale=multiscale, seed=0, **FAST)
     assert out.frames.shape == (1, f, h, w, 3)
@@ -71,7 +73,8 @@ def test_generator_and_random_seed(pipe):
 
 def test_output_types_and_callback(pipe):
     steps = []
-    lat = pipe(PROMPT, seed=0, output_type="latent", callback=lambda k, t, x: steps.append((k, t, tuple(x.shape))), **FAST)
+    lat = pipe(PROMPT, seed=0, output_type="latent", callback=lambda k, t, x: steps.append((k, t, tuple(x.shape))),
+               **FAST)
     assert lat.frames.shape == (1, 16, 2, 4, 4) and "decode_s" not in lat.timings
     assert [s[0] for s in steps] == [0, 1, 2, 3] and all(s[2] == (1, 16, 2, 4, 4) for s in steps)
     assert steps[0][1] == 0.0 and all(a[1] < b[1] < 1 for a, b in zip(steps, steps[1:]))
@@ -109,22 +112,22 @@ def test_settings_reach_the_sampler(pipe):
 
 
 # ---------------------------------------------------------------------------------------------
-# overrides
+# sampling knobs
 def test_overrides_keep_what_is_not_given():
     base = SamplingConfig.preset("f24F96R960")
-    assert apply_overrides(base) == base
-    c = apply_overrides(base, guidance_scale=7)
+    assert SamplingKnobs().apply(base) == base
+    c = SamplingKnobs(guidance_scale=7).apply(base)
     assert c.guidance == TimeAware(7.0, ((0.2, 0.0),)) and c.replace(guidance=base.guidance) == base
-    assert apply_overrides(base, guidance_cutoff=1.0).guidance == TimeAware(20.0)
+    assert SamplingKnobs(guidance_cutoff=1.0).apply(base).guidance == TimeAware(20.0)
     # negative motion returns to the positive motion after the switch (paper: 8 / "2 then 8")
-    assert apply_overrides(base, motion_score=8).neg_motion == TimeAware(2.0, ((0.05, 8.0),))
+    assert SamplingKnobs(motion_score=8).apply(base).neg_motion == TimeAware(2.0, ((0.05, 8.0),))
 
 
 def test_multiscale_switch_uses_the_released_twin():
     single = SamplingConfig.preset("f16F64R512")
     assert multiscale_schedule(single) == SamplingConfig.preset("f16F64R512-MultiScale").patch
-    assert apply_overrides(single, multiscale=True) == SamplingConfig.preset("f16F64R512-MultiScale")
-    assert apply_overrides(SamplingConfig.preset("f24F96R960-MultiScale"), multiscale=False) == \
+    assert SamplingKnobs(multiscale=True).apply(single) == SamplingConfig.preset("f16F64R512-MultiScale")
+    assert SamplingKnobs(multiscale=False).apply(SamplingConfig.preset("f24F96R960-MultiScale")) == \
         SamplingConfig.preset("f24F96R960")
     odd = single.replace(steps=5)  # no twin: the f24 schedule
     assert multiscale_schedule(odd) == SamplingConfig.preset("f24F96R960-MultiScale").patch
@@ -145,6 +148,27 @@ def test_multiscale_switch_uses_the_released_twin():
 def test_bad_settings_raise_clear_errors(pipe, kwargs, match):
     with pytest.raises(ValueError, match=match):
         pipe(PROMPT, seed=0, progress=False, **kwargs)
+
+
+def test_check_inputs_names_the_problem_before_any_work(pipe):
+    multi, single = pipe.resolve_sampling(multiscale=True), pipe.resolve_sampling(multiscale=False)
+    pipe.check_inputs([PROMPT, "a blue square"], ["", "blurry"], 32, 64, 16, multi)  # fine: returns None
+    with pytest.raises(ValueError, match="needs an even number"):
+        pipe.check_inputs(PROMPT, "", 32, 32, 9, multi)
+    with pytest.raises(ValueError, match="negative_prompt must be a string or a list of 2 strings"):
+        pipe.check_inputs([PROMPT, "a blue square"], ["blurry"], 32, 32, 8, multi)
+    # 2080 px = 130 height tokens of patch 2: the RoPE table's 128 are checked here, not in the model
+    with pytest.raises(ValueError, match="RoPE table allows at most 128"):
+        pipe.check_inputs(PROMPT, "", 2080, 32, 1, single)
+    assert pipe.latent_shape(2, 32, 64, 16) == (2, 16, 4, 4, 8) and pipe.size_multiple == 32
+
+
+def test_resolve_sampling_takes_knobs_and_keywords(pipe):
+    knobs = SamplingKnobs(steps=3, guidance_scale=0.0)
+    assert pipe.resolve_sampling(None, knobs) == pipe.resolve_sampling(steps=3, guidance_scale=0.0)
+    assert pipe.resolve_sampling(None, knobs, steps=5).steps == 5  # a keyword wins
+    assert not pipe.resolve_sampling(None, knobs).is_guided() and pipe.resolve_sampling().is_guided()
+    assert pipe.resolve_size(None, 64) == (32, 64, 8)  # the model's defaults for what is not given
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", [], [PROMPT, ""], None])

@@ -1,4 +1,4 @@
-"""`lumina-video serve` without a browser: the page's limits come from the pipeline's own checks,
+"""`lumina-video serve` without a browser: the page's limits agree with the pipeline's own checks,
 bad requests get a specific message, a request makes a playable mp4 + its settings, with progress."""
 import json
 
@@ -8,19 +8,22 @@ import pytest
 
 from lumina_video import serve
 from lumina_video.cli import main
-from lumina_video.data.vocab import parse_caption
+from lumina_video.data.vocab import caption, parse_caption
 from lumina_video.sampling import SamplingConfig
-from lumina_video.serve import Generator, Limits, Request, check_request, demo_examples, model_limits
+from lumina_video.serve import Limits, Request, RequestRunner, check_request, example_prompts, model_limits
 from lumina_video.testing import make_tiny_pipeline
 
 STEPS = 2
+EXAMPLES = [caption("red", "circle", "right"), caption("blue", "square", "left", "quickly"),
+            caption("green", "triangle", "up", "slowly", "gray"), caption("yellow", "circle", None, None, "black"),
+            caption("purple", "square", "down"), caption("orange", "triangle", "right", "quickly", "white")]
 
 
 @pytest.fixture(scope="module")
 def pipe():
     sampling = SamplingConfig.preset("f24F96R960-MultiScale").replace(steps=STEPS).to_official()
     return make_tiny_pipeline(defaults=dict(height=32, width=64, num_frames=16, sampling=sampling,
-                                            vocabulary="synthetic"))
+                                            example_prompts=EXAMPLES))
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +31,9 @@ def limits(pipe):
     return model_limits(pipe)
 
 
-def _accepted_by_pipeline(pipe, frames):
+def _accepted_by_pipeline(pipe, frames, height=32, width=32):
     try:
-        pipe.latent_shape(1, 32, 32, frames, pipe.resolve_sampling(multiscale=False))
+        pipe.check_inputs("a red circle", "", height, width, frames, pipe.resolve_sampling(multiscale=False))
     except ValueError:
         return False
     return True
@@ -48,6 +51,11 @@ def test_limits_stop_at_the_model_rope_table(pipe):
     # RoPE table: 128 height/width tokens of the finest patch p = 2 -> 128 * 2 * 8 px; 64 latent frames
     # (temporal patch 1) -> 4 * 64 = 256 frames (257 would need 65)
     assert (big.max_height, big.max_width, big.frame_choices[-1], big.max_steps) == (2048, 2048, 256, 7)
+    # computed, not probed, yet exactly what the pipeline's own checks accept
+    assert [f for f in range(1, 301) if _accepted_by_pipeline(pipe, f)] == list(big.frame_choices)
+    sizes = [v for v in range(1, 2200) if _accepted_by_pipeline(pipe, 1, height=v)]
+    assert sizes == list(range(big.size_step, big.max_height + 1, big.size_step))
+    assert [v for v in range(1, 2200) if _accepted_by_pipeline(pipe, 1, width=v)] == sizes
     with pytest.raises(ValueError, match="max_frames must be a positive integer"):
         model_limits(pipe, max_frames=0)
 
@@ -75,18 +83,23 @@ def test_bad_requests_get_a_specific_message(pipe, limits, changes, message):
 
 def test_check_fills_the_model_defaults(pipe, limits):
     config, req = check_request(pipe, limits, Request("a red circle", num_frames=9.0, multiscale=False, seed=3.0))
-    assert (req.height, req.width, req.num_frames, req.steps, req.seed, req.negative_prompt) == (32, 64, 9, STEPS, 3, "")
+    assert (req.height, req.width, req.num_frames, req.steps, req.seed, req.negative_prompt) == \
+        (32, 64, 9, STEPS, 3, "")
     assert type(req.num_frames) is int and not config.is_multiscale()
     config, req = check_request(pipe, limits, Request("a red circle"))
     assert config.is_multiscale() and req.num_frames == 16 and req.seed is None
 
 
-def test_examples_only_for_the_demo_model(pipe):
-    examples = demo_examples(pipe)
+def test_examples_come_from_the_model_defaults(pipe):
+    examples = example_prompts(pipe)
+    assert examples == EXAMPLES
     assert len(examples) >= 4 and all(parse_caption(e) is not None for e in examples)
     assert len({parse_caption(e)["color"] for e in examples}) >= 4
     other = make_tiny_pipeline(defaults=dict(sampling=pipe.defaults["sampling"]))
-    assert demo_examples(other) == []
+    assert example_prompts(other) == []
+    other.defaults["example_prompts"] = "a red circle"
+    with pytest.raises(ValueError, match="example_prompts must be a list of non-empty strings"):
+        example_prompts(other)
 
 
 class _Recorder:
@@ -107,13 +120,15 @@ def _decode(path):
         return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])])
 
 
-def test_generator_writes_video_and_settings_with_progress(pipe, limits, tmp_path, monkeypatch):
+def test_runner_writes_video_and_settings_with_progress(pipe, limits, tmp_path, monkeypatch):
     import lumina_video.data.video_io as video_io
 
-    written, write_video = [], video_io.write_video  # the frames handed to the package's one video writer
+    # the frames handed to the package's one video writer, which generate.write_generation calls
+    # through the module (video_io.write_video), so that this wrapper sees every video it writes
+    written, write_video = [], video_io.write_video
     monkeypatch.setattr(video_io, "write_video", lambda path, frames, fps: (written.append(frames.copy()),
                                                                              write_video(path, frames, fps)))
-    gen = Generator(pipe, limits, tmp_path / "videos", model_name="tiny")
+    gen = RequestRunner(pipe, limits, tmp_path / "videos", model_name="tiny")
     progress = _Recorder()
     req = Request("a blue square moving up", "blurry", motion_score=4.0, negative_motion_score=1.0,
                   multiscale=True, steps=3, guidance_scale=5.0, seed=11, height=32, width=64, num_frames=8)
@@ -121,6 +136,8 @@ def test_generator_writes_video_and_settings_with_progress(pipe, limits, tmp_pat
     assert video.suffix == ".mp4" and video.parent == record.parent and video.parent.parent == tmp_path / "videos"
     frames = _decode(video)
     assert frames.shape == (8, 32, 64, 3)
+    assert len(written) == 1 and written[0].shape == frames.shape  # the file came from the wrapped writer
+    assert np.abs(written[0].astype(int) - frames).mean() < 10  # and holds those frames (after H.264)
     assert json.loads(record.read_text()) == settings
     assert (settings["prompt"], settings["negative_prompt"], settings["seed"], settings["num_frames"]) == \
         ("a blue square moving up", "blurry", 11, 8)
@@ -138,8 +155,8 @@ def test_generator_writes_video_and_settings_with_progress(pipe, limits, tmp_pat
     assert isinstance(s3["seed"], int) and s3["seed"] != s4["seed"]
 
 
-def test_generator_refuses_work_after_close(pipe, limits, tmp_path):
-    gen = Generator(pipe, limits, tmp_path)
+def test_runner_refuses_work_after_close(pipe, limits, tmp_path):
+    gen = RequestRunner(pipe, limits, tmp_path)
     gen.close()
     with pytest.raises(serve.ServerClosing):
         gen(Request("a red circle", steps=1, num_frames=1))
@@ -192,26 +209,24 @@ def test_page_builds_when_a_limit_allows_one_value(pipe):
     assert demo._queue.max_size == 2
 
 
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve") / "tiny"
-    make_tiny_pipeline(folder, defaults=dict(vocabulary="synthetic"))
+    make_tiny_pipeline(folder, defaults=dict(example_prompts=EXAMPLES))
     return folder
 
 
-def test_demo_marker_survives_the_model_folder(model_dir):
+def test_example_prompts_survive_the_model_folder(model_dir):
     from lumina_video.pipeline import LuminaVideoPipeline
 
-    assert demo_examples(LuminaVideoPipeline.from_pretrained(model_dir)) != []
+    loaded = example_prompts(LuminaVideoPipeline.from_pretrained(model_dir))
+    assert loaded != [] and loaded == EXAMPLES
 
 
-def test_cli_serves_on_loopback_and_cleans_up_on_sigterm(model_dir, tmp_path):
+def test_cli_serves_on_loopback_and_cleans_up_on_sigterm(model_dir, tmp_path, free_port):
     """The real command in a subprocess: it answers on 127.0.0.1, and `kill` removes its files."""
     import os
     import signal
-    import socket
     import subprocess
     import sys
     import time
@@ -221,11 +236,10 @@ def test_cli_serves_on_loopback_and_cleans_up_on_sigterm(model_dir, tmp_path):
     pytest.importorskip("gradio")
     import lumina_video
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=os.pathsep.join(
-        [str(Path(lumina_video.__file__).parents[1])] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    port = free_port()
+    paths = [str(Path(lumina_video.__file__).parents[1])]
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=os.pathsep.join(paths))
     proc = subprocess.Popen([sys.executable, "-m", "lumina_video.cli", "serve", "--model", str(model_dir),
                              "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -8,7 +8,6 @@ LUMINA_REQUIRE_BROWSER=1 (set by .ci/run): then they fail, so CI can never skip 
 import json
 import os
 import re
-import socket
 import threading
 from urllib.parse import unquote, urlparse
 
@@ -30,16 +29,15 @@ def _unavailable(reason: str):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(chromium_launch_options):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("playwright is not installed (pip install 'lumina-video[test]')")
-    path = serve.find_chromium()
-    if path is None:
+    if chromium_launch_options is None:
         _unavailable("no Chromium binary ($LUMINA_CHROMIUM, /usr/bin/chromium or chromium on PATH)")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=list(serve.HEADLESS_CHROMIUM_ARGS))
+        b = p.chromium.launch(**chromium_launch_options)
         yield b
         b.close()
 
@@ -59,14 +57,8 @@ class GatedPipeline(LuminaVideoPipeline):
         return super().__call__(*args, callback=step, **kwargs)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server():
+def server(free_port):
     try:
         import gradio  # noqa: F401
     except ImportError:
@@ -76,7 +68,7 @@ def server():
     pipe = GatedPipeline(tiny.transformer, tiny.vae, tiny.text_encoder, defaults=tiny.defaults)
     GatedPipeline.gate.set()
     demo = serve.build_app(pipe, model_name="tiny-random", queue_size=1)
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
     yield f"http://127.0.0.1:{port}/"
     demo.close()

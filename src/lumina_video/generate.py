@@ -3,6 +3,7 @@
 NAME.json records the prompt, negative prompt, seed, size, fps, every sampling setting, the model
 folder, device and the seconds spent on text encoding, denoising and decoding. Both files are
 written to a temporary name and renamed, so a failed or killed run never leaves half a file.
+`write_generation` writes the pair; the web server (serve/) uses it too.
 """
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-          "float16": "float16", "fp16": "float16"}
+MODEL_HELP = "pipeline folder (default: $LUMINA_VIDEO_MODEL or the bundled demo model)"
 
 
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompt", nargs="?", help="the text of the video (or use --prompts FILE)")
     p.add_argument("--prompts", metavar="FILE", help="a text file with one prompt per line (blank lines skipped)")
     p.add_argument("--negative-prompt", default="", help="negative prompt (default: empty)")
-    p.add_argument("--model", metavar="DIR", help="pipeline folder (default: $LUMINA_VIDEO_MODEL or the bundled demo model)")
+    p.add_argument("--model", metavar="DIR", help=MODEL_HELP)
     p.add_argument("--out", metavar="DIR", default="outputs", help="output folder (default: outputs)")
     p.add_argument("--name", help="output name without suffix (several prompts: NAME-000, NAME-001, ...); "
                                   "default: the prompt's words and the seed")
@@ -48,11 +48,20 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     ms.add_argument("--single-scale", dest="multiscale", action="store_false", help="finest patch only")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0, help="noise seed; prompt i uses seed + i (default 0)")
-    r.add_argument("--batch-size", type=int, default=1, help="prompts per forward pass (same videos up to float rounding)")
-    r.add_argument("--device", help="cuda, cpu, ... (default: cuda if available)")
-    r.add_argument("--dtype", choices=sorted(DTYPES), help="weights of transformer and text encoder "
-                                                           "(default: float32 on CPU, bfloat16 on CUDA)")
-    r.add_argument("--offload", action="store_true", help="model CPU offload: each part on the device only while used")
+    r.add_argument("--batch-size", type=int, default=1,
+                   help="prompts per forward pass (same videos up to float rounding)")
+    add_device_arguments(r)
+
+
+def add_device_arguments(group) -> None:
+    """--device, --dtype and --offload, read by `load_pipeline` (generate and serve)."""
+    from .devices import DTYPES
+
+    group.add_argument("--device", help="cuda, cpu, ... (default: cuda if available)")
+    group.add_argument("--dtype", choices=sorted(DTYPES), help="weights of transformer and text encoder "
+                                                               "(default: fp32 on CPU, bf16 on CUDA)")
+    group.add_argument("--offload", action="store_true",
+                       help="model CPU offload: each part on the device only while used")
 
 
 def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str]:
@@ -123,14 +132,47 @@ def output_names(prompts: list[str], seed: int, name: str | None) -> list[str]:
     return names
 
 
-def cli_main(args) -> int:
-    import torch
+def write_generation(folder, name: str, output, index: int, *, prompt: str, negative_prompt: str, fps: float,
+                     **context) -> tuple[Path, Path, dict]:
+    """Write video `index` of a pipeline output ("np" frames) as folder/NAME.mp4 and its record as
+    folder/NAME.json; return (video path, record path, record). The record: prompt, negative prompt,
+    seed, size, fps, the file name, `context` (model, device, ... as the caller names them), every
+    sampling setting, and this video's timings: its share of the batch's, plus the seconds of writing."""
+    from . import __version__, files
+    from .data import video_io
+    from .sampling import sampling_to_json
 
-    from . import __version__
-    from . import files
-    from .data.video_io import write_video
+    folder, frames = Path(folder), output.frames[index]
+    t0 = time.perf_counter()
+    video_io.write_video(folder / f"{name}.mp4", frames, fps)
+    timings = {k: v / len(output.frames) for k, v in output.timings.items()}
+    timings["write_s"] = time.perf_counter() - t0
+    num_frames, height, width = (int(n) for n in frames.shape[:3])
+    seed = None if output.seeds is None else output.seeds[index]
+    record = dict(prompt=prompt, negative_prompt=negative_prompt, seed=seed, height=height, width=width,
+                  num_frames=num_frames, fps=fps, video=f"{name}.mp4", **context,
+                  sampling=sampling_to_json(output.sampling),
+                  sampling_official=output.sampling.to_official(), timings=timings,
+                  lumina_video_version=__version__)
+    files.write_json(folder / f"{name}.json", record)
+    return folder / f"{name}.mp4", folder / f"{name}.json", record
+
+
+def load_pipeline(args, model_dir: Path):
+    """(pipeline, device, dtype): the folder's pipeline on --device (default: cuda when available) in
+    --dtype (default: bf16 on CUDA, fp32 elsewhere), with --offload's model CPU offload."""
+    from .devices import default_device, default_dtype, parse_dtype
     from .pipeline import LuminaVideoPipeline
 
+    device = args.device or default_device()
+    dtype = parse_dtype(args.dtype) if args.dtype else default_dtype(device)
+    pipe = LuminaVideoPipeline.from_pretrained(model_dir, dtype=dtype)
+    pipe = pipe.enable_model_cpu_offload(device) if args.offload else pipe.to(device)
+    return pipe, device, dtype
+
+
+def _check_args(args) -> tuple[list[str], Path, Path, list[str]]:
+    """(prompts, model folder, output folder, output names), or the first error; nothing is loaded."""
     prompts = read_prompts(args.prompt, args.prompts)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -139,62 +181,43 @@ def cli_main(args) -> int:
     model_dir = resolve_model_dir(args.model)
     out_dir = Path(args.out)
     check_writable(out_dir)
-    names = output_names(prompts, args.seed, args.name)
+    return prompts, model_dir, out_dir, output_names(prompts, args.seed, args.name)
 
+
+def cli_main(args) -> int:
     import transformers
 
+    from .devices import dtype_name
+    from .sampling import SamplingKnobs
+
+    prompts, model_dir, out_dir, names = _check_args(args)
     transformers.utils.logging.disable_progress_bar()  # our own progress bar is the one that matters
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype_name = DTYPES[args.dtype] if args.dtype else ("bfloat16" if torch.device(device).type == "cuda" else "float32")
     t0 = time.perf_counter()
-    pipe = LuminaVideoPipeline.from_pretrained(model_dir, dtype=getattr(torch, dtype_name))
-    pipe = pipe.enable_model_cpu_offload(device) if args.offload else pipe.to(device)
+    pipe, device, dtype = load_pipeline(args, model_dir)
     load_s = time.perf_counter() - t0
     fps = args.fps or float(pipe.defaults["fps"])
-    knobs = dict(preset=args.preset, steps=args.steps, shift=args.shift, guidance_scale=args.guidance_scale,
-                 guidance_cutoff=args.guidance_cutoff, motion_score=args.motion_score,
-                 negative_motion_score=args.negative_motion_score,
-                 negative_motion_switch=args.negative_motion_switch, multiscale=args.multiscale)
-    size = dict(height=args.height, width=args.width, num_frames=args.num_frames)
     # Check every setting before the first video (nothing is written if one is wrong).
-    config = pipe.resolve_sampling(**knobs)
-    size = {k: (pipe.defaults[k] if v is None else v) for k, v in size.items()}
-    pipe.latent_shape(1, size["height"], size["width"], size["num_frames"], config)
+    config = pipe.resolve_sampling(args.preset, SamplingKnobs.from_object(args))
+    height, width, num_frames = pipe.resolve_size(args.height, args.width, args.num_frames)
+    pipe.check_inputs(prompts, args.negative_prompt, height, width, num_frames, config)
 
-    print(f"model {model_dir} on {device} ({dtype_name}{', offload' if args.offload else ''}), loaded in {load_s:.1f}s; "
-          f"{len(prompts)} prompt(s), {size['num_frames']} frames {size['height']}x{size['width']} at {fps:g} fps")
+    print(f"model {model_dir} on {device} ({dtype_name(dtype)}{', offload' if args.offload else ''}), loaded in "
+          f"{load_s:.1f}s; {len(prompts)} prompt(s), {num_frames} frames {height}x{width} at {fps:g} fps")
+    context = dict(model=str(model_dir), preset=args.preset, device=device, dtype=dtype_name(dtype),
+                   offload=bool(args.offload))
     totals = dict(text_s=0.0, denoise_s=0.0, decode_s=0.0, write_s=0.0)
     for start in range(0, len(prompts), args.batch_size):
         batch = prompts[start: start + args.batch_size]
-        out = pipe(batch, args.negative_prompt, **size, **knobs, seed=args.seed + start, progress=True)
-        per_item = {k: v / len(batch) for k, v in out.timings.items()}
+        out = pipe(batch, args.negative_prompt, height, width, num_frames, preset=config, seed=args.seed + start,
+                   progress=True)
         for i, prompt in enumerate(batch):
-            t_w = time.perf_counter()
-            name = names[start + i]
-            write_video(out_dir / f"{name}.mp4", out.frames[i], fps)
-            timings = dict(per_item, write_s=time.perf_counter() - t_w)
-            record = dict(
-                prompt=prompt, negative_prompt=args.negative_prompt, seed=out.seeds[i], **size, fps=fps,
-                video=f"{name}.mp4", model=str(model_dir), preset=args.preset,
-                sampling=_readable(out.sampling), sampling_official=out.sampling.to_official(),
-                device=device, dtype=dtype_name, offload=bool(args.offload), batch_size=len(batch),
-                timings=timings, lumina_video_version=__version__,
-            )
-            files.write_json(out_dir / f"{name}.json", record)
-            for k in totals:
-                totals[k] += timings[k]
-            print(f"wrote {out_dir / name}.mp4 (+ .json)  text {timings['text_s']:.2f}s  denoise "
+            _, _, record = write_generation(out_dir, names[start + i], out, i, prompt=prompt,
+                                            negative_prompt=args.negative_prompt, fps=fps, **context,
+                                            batch_size=len(batch))
+            timings = record["timings"]
+            totals = {k: totals[k] + timings[k] for k in totals}
+            print(f"wrote {out_dir / names[start + i]}.mp4 (+ .json)  text {timings['text_s']:.2f}s  denoise "
                   f"{timings['denoise_s']:.2f}s  decode {timings['decode_s']:.2f}s")
     print(f"done: {len(prompts)} video(s) in {out_dir}; total text {totals['text_s']:.2f}s, denoise "
           f"{totals['denoise_s']:.2f}s, decode {totals['decode_s']:.2f}s, write {totals['write_s']:.2f}s")
     return 0
-
-
-def _readable(config) -> dict:
-    """The SamplingConfig as plain JSON values (time-aware values as [v0, [t1, v1], ...])."""
-    from .sampling.schedule import patch_name
-
-    return dict(steps=config.steps, shift=config.shift, renorm=config.renorm,
-                guidance=config.guidance.to_official(), motion=config.motion.to_official(),
-                neg_motion=config.neg_motion.to_official(), patch=config.patch.to_official(patch_name),
-                multiscale=config.is_multiscale())

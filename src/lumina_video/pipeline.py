@@ -1,9 +1,10 @@
-"""LuminaVideoPipeline: prompt -> text features -> denoised latents -> frames.
+"""LuminaVideoPipeline: prompt -> text features -> denoised latents -> frames, in the steps of `__call__`:
 
-    cap_feats, cap_mask = text_encoder([prompts..., negative prompts...])     rows [0:B] / [B:2B]
-    noise ~ N(0, I) of shape (B, C, T, H/8, W/8), T = vae.latent_frames(num_frames)
-    latents = sample(transformer, noise, cap_feats, cap_mask, sampling)         (sampling/solver.py)
-    frames  = vae.decode(latents)                                               in [-1, 1] -> uint8
+    1. check_inputs      prompts, size, frame count, patch schedule, RoPE table (meta tensors, no compute)
+    2. encode_prompt     cap_feats, cap_mask = text_encoder([prompts..., negative prompts...])  rows [0:B] / [B:2B]
+    3. prepare_latents   noise ~ N(0, I) of shape (B, C, T, H/8, W/8), T = vae.latent_frames(num_frames)
+    4. denoising loop    latents = sample(transformer, noise, cap_feats, cap_mask, sampling)  (sampling/solver.py)
+    5. decode_latents    frames = vae.decode(latents)  in [-1, 1] -> uint8
 
 A folder in the diffusers layout (docs/ARCHITECTURE.md): model_index.json, transformer/ (config.json +
 model.safetensors), vae/ (diffusers), text_encoder/ + tokenizer/ (transformers). model_index.json
@@ -12,6 +13,7 @@ also keeps the model's generation defaults (size, frames, fps, sampling settings
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import time
@@ -21,13 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
-from . import files
+from . import __version__, files
 from .encoders import TextEncoder, VideoVAE
 from .encoders.text import BUNDLED_NAME
 from .model import MultiScaleNextDiT
-from .overrides import apply_overrides
-from .sampling import SamplingConfig, sample
+from .model.embed import token_grid
+from .sampling import SamplingConfig, SamplingKnobs, sample
 from .sampling.schedule import patch_name
 from .sampling.solver import check_sampling_inputs
 
@@ -65,8 +66,8 @@ def check_pipeline_folder(folder) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist")
     missing = [] if (folder / INDEX_NAME).is_file() else [INDEX_NAME]
-    for sub, files in REQUIRED.items():
-        for f in files:
+    for sub, needed in REQUIRED.items():
+        for f in needed:
             options = f if isinstance(f, tuple) else (f,)
             if not any((folder / sub / o).is_file() for o in options):
                 missing.append(f"{sub}/{' or '.join(options)}")
@@ -101,13 +102,13 @@ class LuminaVideoPipeline:
         """Where the computation runs (the offload target when CPU offload is on)."""
         return self._offload_device or self.transformer.device
 
-    def to(self, device) -> "LuminaVideoPipeline":
+    def to(self, device) -> LuminaVideoPipeline:
         self._offload_device = None
         for part in (self.transformer, self.vae, self.text_encoder):
             part.to(device)
         return self
 
-    def enable_model_cpu_offload(self, device="cuda") -> "LuminaVideoPipeline":
+    def enable_model_cpu_offload(self, device="cuda") -> LuminaVideoPipeline:
         """Keep every part on the CPU and move each to `device` only while it runs."""
         self.to("cpu")
         self._offload_device = torch.device(device)
@@ -127,29 +128,89 @@ class LuminaVideoPipeline:
                 torch.cuda.empty_cache()
 
     # -- settings -----------------------------------------------------------------------------
-    def resolve_sampling(self, preset: str | SamplingConfig | dict | None = None, **overrides) -> SamplingConfig:
+    def resolve_sampling(self, preset: str | SamplingConfig | dict | None = None, knobs: SamplingKnobs | None = None,
+                         **knob_values) -> SamplingConfig:
         """The model's default sampling (or `preset`: a released preset name, a SamplingConfig or an
-        official dict) with the knobs of `overrides.apply_overrides` changed."""
+        official dict) with the user's knobs applied: `knobs` and/or the same knobs by keyword
+        (sampling/knobs.py; a keyword wins over `knobs`)."""
         base = self.default_sampling if preset is None else _sampling_from(preset)
-        return apply_overrides(base, **overrides)
+        knobs = dataclasses.replace(knobs or SamplingKnobs(), **knob_values)
+        return knobs.apply(base)
 
-    def latent_shape(self, batch: int, height: int, width: int, num_frames: int, config: SamplingConfig):
-        """(B, C, T, H/8, W/8), after checking that the sizes fit the VAE and the patch schedule."""
+    def resolve_size(self, height: int | None = None, width: int | None = None,
+                     num_frames: int | None = None) -> tuple:
+        """(height, width, num_frames) with the model's default for each one left as None."""
+        d = self.defaults
+        return (d["height"] if height is None else height, d["width"] if width is None else width,
+                d["num_frames"] if num_frames is None else num_frames)
+
+    @property
+    def size_multiple(self) -> int:
+        """Heights and widths are multiples of this: the VAE's spatial factor times the largest spatial patch."""
+        return self.vae.spatial_factor * max(p for _, p in self.transformer.patch_shapes)
+
+    def latent_shape(self, batch: int, height: int, width: int, num_frames: int) -> tuple:
+        """(B, C, T, H/8, W/8), T = vae.latent_frames(num_frames); the sizes are not checked here."""
         s = self.vae.spatial_factor
-        multiple = s * max(p for _, p in self.transformer.patch_shapes)
-        for name, v in (("height", height), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < multiple or v % multiple:
+        return (batch, self.transformer.in_channels, self.vae.latent_frames(num_frames), height // s, width // s)
+
+    def check_inputs(self, prompts, negative_prompts, height: int, width: int, num_frames: int,
+                     config: SamplingConfig) -> None:
+        """Raise ValueError naming the first input that cannot run, before any work is done: the prompts
+        (non-empty strings; one negative prompt for all or one per prompt), the size (positive
+        multiples of `size_multiple`), the frame count (one the VAE decodes to; an even latent count for a
+        temporal patch 2), the schedule's patches (in the model, dividing the latent) and the RoPE table
+        of every patch. Checked on meta tensors: nothing is computed."""
+        prompts, _ = _prompt_lists(prompts, negative_prompts)
+        self._check_size(height, width)
+        shape = self.latent_shape(len(prompts), height, width, num_frames)
+        self._check_temporal_patches(num_frames, shape[2], config)
+        rows = 2 * len(prompts) if config.is_guided() else len(prompts)
+        check_sampling_inputs(self.transformer, torch.empty(shape, device="meta"),
+                              torch.empty(rows, 1, self.text_encoder.dim, device="meta"),
+                              torch.empty(rows, 1, device="meta"), config)
+        for pt, p in config.patch_shapes():
+            self.transformer.rope.check_grid(token_grid(shape[1:], pt, p))
+
+    def _check_size(self, height, width) -> None:
+        multiple = self.size_multiple
+        s = self.vae.spatial_factor
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < multiple or value % multiple:
                 raise ValueError(f"{name} must be a positive multiple of {multiple} (VAE {s}x times the largest "
-                                 f"patch {multiple // s}), got {v!r}")
-        t = self.vae.latent_frames(num_frames)
+                                 f"patch {multiple // s}), got {value!r}")
+
+    @staticmethod
+    def _check_temporal_patches(num_frames: int, latent_frames: int, config: SamplingConfig) -> None:
         pts = sorted({pt for pt, _ in config.patch_shapes()})
-        if t > 1 and any(t % pt for pt in pts):
+        if latent_frames > 1 and any(latent_frames % pt for pt in pts):
             raise ValueError(
-                f"num_frames {num_frames} gives {t} latent frames, but the patch schedule "
+                f"num_frames {num_frames} gives {latent_frames} latent frames, but the patch schedule "
                 f"{[patch_name(p) for p in config.patch_shapes()]} uses temporal patch {max(pts)}, which needs an "
                 f"even number: use 8m frames (8, 16, ..., 96) or single-scale sampling"
             )
-        return (batch, self.transformer.in_channels, t, height // s, width // s)
+
+    # -- the steps of a call --------------------------------------------------------------------
+    def encode_prompt(self, prompts: list[str], negative_prompts: list[str], guided: bool) -> tuple:
+        """(cap_feats, cap_mask) of the prompts, rows [0:B], then of the negative prompts, rows [B:2B]
+        (left out when the sampling is not guided)."""
+        with self._using(self.text_encoder) as text_encoder:
+            return text_encoder.encode(prompts + negative_prompts if guided else prompts)
+
+    def prepare_latents(self, batch: int, height: int, width: int, num_frames: int, seeds: list[int] | None,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+        """The starting noise, standard normal: item i from `seeds[i]`, drawn on the CPU (the same on
+        every device), or all from `generator` when `seeds` is None."""
+        shape = self.latent_shape(batch, height, width, num_frames)
+        if seeds is None:
+            return torch.randn(shape, generator=generator, device=generator.device)
+        gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        return torch.stack([torch.randn(shape[1:], generator=g) for g in gens])
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Pixels (B, 3, F, H, W) in [-1, 1] on the CPU, decoded one video at a time."""
+        with self._using(self.vae) as vae:
+            return torch.cat([vae.decode(z[None]).cpu() for z in latents])
 
     # -- generation ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -160,59 +221,41 @@ class LuminaVideoPipeline:
                  output_type: str = "np", callback=None, progress: bool = True) -> LuminaVideoPipelineOutput:
         """Generate one video per prompt (a str or a list). `negative_prompt`: one str for all or a list.
         Sizes default to the model's defaults. Sampling: the model's default or `preset`, then the
-        knobs (see overrides.py). Noise: item i uses seed + i (so a batch equals single runs), or draws
-        from `generator`; with neither, a random seed (reported in the output). `callback(step, t, x)`."""
-        prompts, negatives = _prompts(prompt, negative_prompt)
+        knobs (see sampling/knobs.py). Noise: item i uses seed + i (so a batch equals single runs), or
+        draws from `generator`; with neither, a random seed (reported in the output). `callback(step, t, x)`."""
+        # 1. Check inputs (the sampling settings are resolved first: the checks need the patch schedule)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        config = self.resolve_sampling(preset, steps=steps, shift=shift, guidance_scale=guidance_scale,
-                                       guidance_cutoff=guidance_cutoff, motion_score=motion_score,
-                                       negative_motion_score=negative_motion_score,
-                                       negative_motion_switch=negative_motion_switch, multiscale=multiscale,
-                                       renorm=renorm)
-        height = self.defaults["height"] if height is None else height
-        width = self.defaults["width"] if width is None else width
-        num_frames = self.defaults["num_frames"] if num_frames is None else num_frames
-        b = len(prompts)
-        shape = self.latent_shape(b, height, width, num_frames, config)
-        guided = any(s != 0 for s in config.guidance.values())
-        rows = 2 * b if guided else b
-        check_sampling_inputs(self.transformer, torch.empty(shape, device="meta"),
-                              torch.empty(rows, 1, self.text_encoder.dim, device="meta"),
-                              torch.empty(rows, 1, device="meta"), config)
+        knobs = SamplingKnobs(steps=steps, shift=shift, guidance_scale=guidance_scale, guidance_cutoff=guidance_cutoff,
+                              motion_score=motion_score, negative_motion_score=negative_motion_score,
+                              negative_motion_switch=negative_motion_switch, multiscale=multiscale, renorm=renorm)
+        config = self.resolve_sampling(preset, knobs)
+        height, width, num_frames = self.resolve_size(height, width, num_frames)
+        self.check_inputs(prompt, negative_prompt, height, width, num_frames, config)
+        prompts, negatives = _prompt_lists(prompt, negative_prompt)
+        timings = {}
+        # 2. Encode prompt
+        with _timed(timings, "text_s", self.device):
+            feats, mask = self.encode_prompt(prompts, negatives, config.is_guided())
+        # 3. Prepare latents
         if generator is None and seed is None:
             seed = secrets.randbelow(2**31)
-        seeds = None if generator is not None else [int(seed) + i for i in range(b)]
-        noise = _noise(shape, seeds, generator)
-        timings = {}
-
-        t0 = _clock(self.device)
-        with self._using(self.text_encoder) as te:
-            feats, mask = te.encode(prompts + negatives if guided else prompts)
-        timings["text_s"] = _clock(self.device) - t0
-
-        t0 = _clock(self.device)
-        with self._using(self.transformer) as model:
+        seeds = None if generator is not None else [int(seed) + i for i in range(len(prompts))]
+        noise = self.prepare_latents(len(prompts), height, width, num_frames, seeds, generator)
+        # 4. Denoising loop
+        with _timed(timings, "denoise_s", self.device), self._using(self.transformer) as model:
             latents = sample(model, noise.to(self.device), feats.to(self.device), mask.to(self.device), config,
                              progress=progress, callback=callback)
-        timings["denoise_s"] = _clock(self.device) - t0
         if output_type == "latent":
             return LuminaVideoPipelineOutput(latents.cpu(), seeds, config, timings)
-
-        t0 = _clock(self.device)
-        with self._using(self.vae) as vae:
-            pixels = torch.cat([vae.decode(z[None]).cpu() for z in latents])  # (B, 3, F, H, W)
-        timings["decode_s"] = _clock(self.device) - t0
-        frames = to_uint8_frames(pixels)
-        if output_type == "pil":
-            from PIL import Image
-
-            frames = [[Image.fromarray(f) for f in video] for video in frames]
-        return LuminaVideoPipelineOutput(frames, seeds, config, timings)
+        # 5. Decode
+        with _timed(timings, "decode_s", self.device):
+            pixels = self.decode_latents(latents)
+        return LuminaVideoPipelineOutput(_frames_as(pixels, output_type), seeds, config, timings)
 
     # -- files --------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, folder=None, dtype: torch.dtype | None = None, device="cpu") -> "LuminaVideoPipeline":
+    def from_pretrained(cls, folder=None, dtype: torch.dtype | None = None, device="cpu") -> LuminaVideoPipeline:
         """Load a pipeline folder; None: the bundled demo model (DEFAULT_MODEL_DIR). `dtype`: the
         transformer's and text encoder's compute dtype, whatever dtype the weights were stored in;
         default float32 (as diffusers), so half-precision weights (the bundled demo model stores fp16
@@ -231,7 +274,7 @@ class LuminaVideoPipeline:
 
     @classmethod
     def from_components(cls, transformer, vae, text_encoder=None, tokenizer=None, defaults: dict | None = None,
-                        dtype: torch.dtype | None = None, device="cpu") -> "LuminaVideoPipeline":
+                        dtype: torch.dtype | None = None, device="cpu") -> LuminaVideoPipeline:
         """Assemble from separate folders: a transformer folder (e.g. `lumina-video convert` output), a
         diffusers CogVideoX VAE folder (e.g. the `vae/` of THUDM/CogVideoX-2b), a text encoder folder or
         hub id (e.g. google/gemma-2-2b; None = the bundled MiniLM). Then `save_pretrained` it."""
@@ -281,7 +324,18 @@ def _sampling_from(spec) -> SamplingConfig:
     raise ValueError(f"a sampling preset is a released preset name, a SamplingConfig or an official dict, got {spec!r}")
 
 
-def _prompts(prompt, negative_prompt) -> tuple[list[str], list[str]]:
+def _frames_as(pixels: torch.Tensor, output_type: str):
+    """Decoded pixels as `output_type` frames: "np" uint8 arrays, or "pil" lists of images."""
+    frames = to_uint8_frames(pixels)
+    if output_type == "pil":
+        from PIL import Image
+
+        return [[Image.fromarray(f) for f in video] for video in frames]
+    return frames
+
+
+def _prompt_lists(prompt, negative_prompt) -> tuple[list[str], list[str]]:
+    """(prompts, one negative prompt per prompt); ValueError unless the prompts are non-empty strings."""
     prompts = [prompt] if isinstance(prompt, str) else prompt
     if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
         raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
@@ -292,16 +346,17 @@ def _prompts(prompt, negative_prompt) -> tuple[list[str], list[str]]:
     negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
     if not isinstance(negatives, (list, tuple)) or len(negatives) != len(prompts) or \
             not all(isinstance(p, str) for p in negatives):
-        raise ValueError(f"negative_prompt must be a string or a list of {len(prompts)} strings, got {negative_prompt!r}")
+        raise ValueError(f"negative_prompt must be a string or a list of {len(prompts)} strings, "
+                         f"got {negative_prompt!r}")
     return list(prompts), list(negatives)
 
 
-def _noise(shape, seeds, generator) -> torch.Tensor:
-    """Standard normal noise, on the CPU for seeds (the same on every device), item i from seeds[i]."""
-    if seeds is None:
-        return torch.randn(shape, generator=generator, device=generator.device)
-    gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-    return torch.stack([torch.randn(shape[1:], generator=g) for g in gens])
+@contextlib.contextmanager
+def _timed(timings: dict, key: str, device):
+    """Store the seconds the block took in timings[key] (after the device's queued work is done)."""
+    t0 = _clock(device)
+    yield
+    timings[key] = _clock(device) - t0
 
 
 def _clock(device) -> float:
