@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 
 from lumina_video.data.manifest import read_manifest, write_manifest
-from lumina_video.data.motion import (MOTION_SIZE, DISFlow, annotate_manifest, clip_motion_score, motion_frames,
-                                      motion_score, score_frames)
+from lumina_video.data.motion import (
+    MOTION_SIZE,
+    DISFlow,
+    annotate_manifest,
+    clip_motion_score,
+    motion_frames,
+    motion_score,
+    score_frames,
+)
 from lumina_video.data.video_io import write_video
 
 FPS = 8

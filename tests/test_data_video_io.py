@@ -2,9 +2,18 @@
 import numpy as np
 import pytest
 
-from lumina_video.data.video_io import (CorruptMediaError, VideoTooShortError, frames_at_times, probe_video,
-                                        read_image, read_video, resize_cover_crop, sample_frames, write_image,
-                                        write_video)
+from lumina_video.data.video_io import (
+    CorruptMediaError,
+    VideoTooShortError,
+    frames_at_times,
+    probe_video,
+    read_image,
+    read_video,
+    resize_cover_crop,
+    sample_frames,
+    write_image,
+    write_video,
+)
 
 BITS, BLOCK = 8, 16
 

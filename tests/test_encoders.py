@@ -4,8 +4,15 @@ import warnings
 import pytest
 import torch
 
-from lumina_video.encoders import (LATENT_SCALE, RELEASED_SYSTEM_PROMPT, PromptTruncatedWarning, TextEncoder,
-                                   VideoVAE, minilm_path, tiny_config)
+from lumina_video.encoders import (
+    LATENT_SCALE,
+    RELEASED_SYSTEM_PROMPT,
+    PromptTruncatedWarning,
+    TextEncoder,
+    VideoVAE,
+    minilm_path,
+    tiny_config,
+)
 
 PROMPTS = ["a red circle moving to the right", "",
            "a small blue triangle drifts slowly upwards on a plain grey background"]

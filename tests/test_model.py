@@ -2,8 +2,16 @@
 import pytest
 import torch
 
-from lumina_video.model import (PRESETS, MultiScaleNextDiT, MultiScaleNextDiT_Tiny, NextDiTConfig, build_model,
-                                flops_per_item, load_state_dict_checked, train_flops_per_item)
+from lumina_video.model import (
+    PRESETS,
+    MultiScaleNextDiT,
+    MultiScaleNextDiT_Tiny,
+    NextDiTConfig,
+    build_model,
+    flops_per_item,
+    load_state_dict_checked,
+    train_flops_per_item,
+)
 from lumina_video.model import attention as attn
 
 
@@ -270,9 +278,9 @@ def reference_varlen_kernel(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, m
 
 
 def test_varlen_path_equals_sdpa():
-    b, l, s, hq, hkv, d = 3, 10, 7, 4, 2, 8
-    q, k, v = torch.randn(b, l, hq, d), torch.randn(b, s, hkv, d), torch.randn(b, s, hkv, d)
-    q_mask = torch.arange(l)[None] < torch.tensor([10, 6, 3])[:, None]
+    b, n, s, hq, hkv, d = 3, 10, 7, 4, 2, 8
+    q, k, v = torch.randn(b, n, hq, d), torch.randn(b, s, hkv, d), torch.randn(b, s, hkv, d)
+    q_mask = torch.arange(n)[None] < torch.tensor([10, 6, 3])[:, None]
     k_mask = torch.arange(s)[None] < torch.tensor([7, 2, 5])[:, None]
     packed = attn.varlen_attention(q, k, v, q_mask, k_mask, reference_varlen_kernel)
     dense = attn.sdpa_attention(q, k, v, k_mask)

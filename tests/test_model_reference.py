@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from lumina_video.model import MultiScaleNextDiT, MultiScaleNextDiT_2B_GQA, count_params
+from lumina_video.model import MultiScaleNextDiT_2B_GQA, count_params
 from lumina_video.sampling import SamplingConfig, sample
 
 MODEL_CASES = ["video_p2_pf1", "video_p2_pf2", "video_p4_pf2", "ragged_p2_pf1", "ragged_p2_pf2", "ragged_p4_pf2"]

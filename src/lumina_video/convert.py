@@ -21,8 +21,14 @@ import torch
 from . import files
 from .devices import SHORT_NAMES, parse_dtype
 from .model.blocks import ffn_hidden_dim
-from .model.nextdit import (CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, MultiScaleNextDiT, clean_state_dict,
-                            load_state_dict_checked)
+from .model.nextdit import (
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    WEIGHTS_NAME,
+    MultiScaleNextDiT,
+    clean_state_dict,
+    load_state_dict_checked,
+)
 
 WEIGHT_FILES = ("consolidated.00-of-01.safetensors", "consolidated.00-of-01.pth")
 ARGS_FILE = "model_args.pth"

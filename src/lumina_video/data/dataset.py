@@ -39,8 +39,16 @@ from PIL import Image
 from .._checks import positive_int, positive_number, probability, short_reason
 from ..files import load_safetensors
 from .buckets import make_buckets, nearest_bucket
-from .video_io import (CorruptMediaError, VideoTooShortError, check_supported, failure_reason, probe_video,
-                       read_image, resize_cover_crop, sample_frames)
+from .video_io import (
+    CorruptMediaError,
+    VideoTooShortError,
+    check_supported,
+    failure_reason,
+    probe_video,
+    read_image,
+    resize_cover_crop,
+    sample_frames,
+)
 
 log = logging.getLogger(__name__)
 ABSENT = -1.0

@@ -60,7 +60,7 @@ class TextEncoderSettings:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
     @classmethod
-    def for_model_type(cls, model_type: str, max_positions: int | None = None) -> "TextEncoderSettings":
+    def for_model_type(cls, model_type: str, max_positions: int | None = None) -> TextEncoderSettings:
         """Defaults per architecture: Gemma-2 as released (docs/REFERENCE.md §6), BERT/MiniLM as the module
         docstring says."""
         if model_type == "bert":
@@ -184,7 +184,7 @@ class TextEncoder(nn.Module):
     # -- files --------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_folder=None, tokenizer=None, dtype: torch.dtype | None = None,
-                        device="cpu", local_files_only: bool | None = None, **settings) -> "TextEncoder":
+                        device="cpu", local_files_only: bool | None = None, **settings) -> TextEncoder:
         """Load from a local folder or a hub id (None: the bundled MiniLM). `tokenizer` is a separate
         folder or id (default: the same as the model). Settings saved with the model are used, then
         keyword overrides (layer, max_length, pad_to_multiple_of, system_prompt)."""

@@ -168,14 +168,14 @@ class VideoVAE(nn.Module):
 
     # -- files --------------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: dict, **kwargs) -> "VideoVAE":
+    def from_config(cls, config: dict, **kwargs) -> VideoVAE:
         """A randomly initialised VAE of the given `AutoencoderKLCogVideoX` config (e.g. `tiny_config()`)."""
         from diffusers import AutoencoderKLCogVideoX
 
         return cls(AutoencoderKLCogVideoX(**config), **kwargs)
 
     @classmethod
-    def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu", **kwargs) -> "VideoVAE":
+    def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu", **kwargs) -> VideoVAE:
         """From a diffusers folder (config.json + diffusion_pytorch_model.safetensors), e.g. the `vae/`
         folder of THUDM/CogVideoX-2b."""
         from diffusers import AutoencoderKLCogVideoX

@@ -55,7 +55,7 @@ def varlen_attention(q, k, v, q_mask, k_mask, kernel):
     q (B, L, Hq, D), k/v (B, S, Hkv, D); q_mask (B, L), k_mask (B, S) bool (True = real token).
     Returns (B, L, Hq, D) with zeros at padded query positions.
     """
-    b, l, hq, d = q.shape
+    b, n, hq, d = q.shape
     q_lens = q_mask.sum(1, dtype=torch.int32)
     k_lens = k_mask.sum(1, dtype=torch.int32)
     cu_q = F.pad(torch.cumsum(q_lens, 0, dtype=torch.int32), (1, 0))
@@ -63,7 +63,7 @@ def varlen_attention(q, k, v, q_mask, k_mask, kernel):
     q_idx = q_mask.reshape(-1).nonzero().squeeze(1)
     k_idx = k_mask.reshape(-1).nonzero().squeeze(1)
     out = kernel(
-        q.reshape(b * l, hq, d)[q_idx],
+        q.reshape(b * n, hq, d)[q_idx],
         k.reshape(-1, *k.shape[2:])[k_idx],
         v.reshape(-1, *v.shape[2:])[k_idx],
         cu_seqlens_q=cu_q,
@@ -72,9 +72,9 @@ def varlen_attention(q, k, v, q_mask, k_mask, kernel):
         max_seqlen_k=int(k_lens.max()),
         softmax_scale=1.0 / math.sqrt(d),
     )
-    full = q.new_zeros(b * l, hq, d)
+    full = q.new_zeros(b * n, hq, d)
     full[q_idx] = out.to(q.dtype)
-    return full.reshape(b, l, hq, d)
+    return full.reshape(b, n, hq, d)
 
 
 def use_flash(q: torch.Tensor, backend: str = "auto") -> bool:
@@ -128,11 +128,11 @@ class Attention(nn.Module):
     def forward(self, x, x_mask, freqs, y, y_mask):
         """x (B, L, dim), x_mask (B, L) bool or None, freqs (B, L, head_dim/2) complex,
         y (B, S, cap_feat_dim), y_mask (B, S) bool -> (B, L, dim)."""
-        b, l, _ = x.shape
+        b, n, _ = x.shape
         hd = self.head_dim
-        q = self.q_norm(self.wq(x)).view(b, l, self.n_heads, hd)
-        k = self.k_norm(self.wk(x)).view(b, l, self.n_kv_heads, hd)
-        v = self.wv(x).view(b, l, self.n_kv_heads, hd)
+        q = self.q_norm(self.wq(x)).view(b, n, self.n_heads, hd)
+        k = self.k_norm(self.wk(x)).view(b, n, self.n_kv_heads, hd)
+        v = self.wv(x).view(b, n, self.n_kv_heads, hd)
         q, k = apply_rope(q, freqs), apply_rope(k, freqs)
 
         out = attend(q, k, v, x_mask, x_mask, self.backend)  # (B, L, Hq, hd)

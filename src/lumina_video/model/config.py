@@ -84,7 +84,7 @@ class NextDiTConfig:
         return d
 
     @classmethod
-    def from_dict(cls, config: dict) -> "NextDiTConfig":
+    def from_dict(cls, config: dict) -> NextDiTConfig:
         """The config of a `to_dict()` / config.json dict; metadata keys are skipped, unknown keys refused."""
         accepted = [f.name for f in fields(cls)]
         unknown = sorted(set(config) - set(accepted) - METADATA_KEYS)

@@ -19,8 +19,7 @@ from .. import files
 from .attention import BACKENDS, Attention
 from .blocks import FinalLayer, TransformerBlock
 from .config import METADATA_KEYS, NextDiTConfig
-from .embed import (TimestepEmbedder, caption_embedder, check_divisible, masked_mean, patchify,
-                    token_grid, unpatchify)
+from .embed import TimestepEmbedder, caption_embedder, check_divisible, masked_mean, patchify, token_grid, unpatchify
 from .rope import RoPE3D
 
 FORMAT_VERSION = 1
@@ -252,14 +251,14 @@ class MultiScaleNextDiT(nn.Module):
         files.write_json(folder / CONFIG_NAME, cfg)
 
     @classmethod
-    def from_config(cls, config: dict, device="cpu") -> "MultiScaleNextDiT":
+    def from_config(cls, config: dict, device="cpu") -> MultiScaleNextDiT:
         """A freshly initialised model of a config dict (config.json: metadata keys skipped), built on `device`."""
         cfg = NextDiTConfig.from_dict(config)
         with torch.device(device):
             return cls(cfg)
 
     @classmethod
-    def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu") -> "MultiScaleNextDiT":
+    def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu") -> MultiScaleNextDiT:
         folder = Path(folder)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (folder / name).is_file():
