@@ -1,0 +1,6 @@
+"""Audio for Lumina-V2A: log-mel spectrograms (mel.py), audio in media files (media.py), the audio VAE
+(vae.py: diffusers' AutoencoderKL over (time, mel)) and the vocoder (vocoder.py: transformers'
+SpeechT5HifiGan, or Griffin-Lim without weights)."""
+from .mel import AUDIOLDM, MelConfig, MelSpectrogram, mel_filterbank, mel_spectrogram
+
+__all__ = ["AUDIOLDM", "MelConfig", "MelSpectrogram", "mel_filterbank", "mel_spectrogram"]
