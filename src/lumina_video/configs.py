@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from ._checks import is_number
+
 
 class ConfigError(ValueError):
     """A configuration that cannot be used: the message names the offending key or file."""
@@ -36,7 +38,7 @@ def _type_name(tp) -> str:
 
 def _coerce_scalar(value, tp):
     """`value` as the scalar type `tp`, or a `_MISMATCH` marker."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    number = is_number(value)
     if tp is float:
         if number:
             return float(value)

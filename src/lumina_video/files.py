@@ -103,3 +103,23 @@ def atomic_dir(path):
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# figures: every PNG chart of the package (training loss, evaluation reports) goes through these
+# ------------------------------------------------------------------------------------------------
+
+def pyplot():
+    """matplotlib.pyplot with the Agg backend (files only, no display), imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path, dpi: int = 120, tight: bool = True) -> None:
+    """Write `fig` as a PNG at `path` atomically."""
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__, files
+from ._checks import is_int
 from .encoders import TextEncoder, VideoVAE
 from .encoders.text import BUNDLED_NAME
 from .model import MultiScaleNextDiT
@@ -176,7 +177,7 @@ class LuminaVideoPipeline:
         multiple = self.size_multiple
         s = self.vae.spatial_factor
         for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < multiple or value % multiple:
+            if not is_int(value) or value < multiple or value % multiple:
                 raise ValueError(f"{name} must be a positive multiple of {multiple} (VAE {s}x times the largest "
                                  f"patch {multiple // s}), got {value!r}")
 

@@ -3,14 +3,12 @@
     pct(0.9512)        -> "95.12"   (a fraction shown as a percentage; "-" for None)
     pct(0.9512, 1)     -> "95.1"
     num(0.12345, 3)    -> "0.123"   ("-" for None)
-    plt = pyplot()                  matplotlib.pyplot on the non-interactive Agg backend
+    plt = pyplot()                  matplotlib.pyplot on the non-interactive Agg backend (lumina_video.files)
     save_figure(fig, path)          PNG, written atomically (lumina_video.files)
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..files import atomic_path
+from ..files import pyplot, save_figure  # noqa: F401  (the figure helpers, re-exported for the reports)
 
 # The attribute checks, in the order reports show them (eval/attributes.py computes them).
 ATTRIBUTES: tuple[str, ...] = ("color", "shape", "motion", "direction", "speed")
@@ -24,19 +22,3 @@ def pct(x: float | None, digits: int = 2) -> str:
 def num(x: float | None, digits: int = 2) -> str:
     """A number with `digits` decimals, "-" for None."""
     return "-" if x is None else f"{x:.{digits}f}"
-
-
-def pyplot():
-    """matplotlib.pyplot with the Agg backend (files only, no display), imported on first use."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path, dpi: int = 120) -> None:
-    """Write `fig` as a PNG at `path` atomically (tight bounding box)."""
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")

@@ -68,7 +68,6 @@ def _attribute_cell(attrs: dict | None) -> str:
     return f"{len(ok)}/{len(ok) + len(bad)}" + (f" (wrong: {', '.join(bad)})" if bad else "")
 
 
-_save_figure = save_figure  # transitional: demo/report.py imports this name; use eval.format.save_figure
 
 
 def dimension_chart(report: dict, path) -> None:

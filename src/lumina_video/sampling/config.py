@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .._checks import is_int, is_number
 from .schedule import TimeAware, parse_patch, patch_name
 
 OFFICIAL_KEYS = ("P", "step", "ts", "renorm", "cfg", "motion", "negMotion")
 
 
 def _number(v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if not is_number(v):
         raise ValueError(f"{v!r} is not a number")
     return float(v)
 
@@ -44,9 +45,9 @@ class SamplingConfig:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+        if not is_int(self.steps) or self.steps < 1:
             raise ValueError(f"steps must be a positive integer (Euler steps), got {self.steps!r}")
-        if isinstance(self.shift, bool) or not isinstance(self.shift, (int, float)) or self.shift <= 0:
+        if not is_number(self.shift) or self.shift <= 0:
             raise ValueError(f"shift must be a positive number, got {self.shift!r}")
         set_("shift", float(self.shift))
         if self.renorm is not None:
@@ -76,10 +77,10 @@ class SamplingConfig:
                 f"accepted keys: {', '.join(OFFICIAL_KEYS)} (P, step and ts required)"
             )
         step = d["step"]
-        if isinstance(step, bool) or not isinstance(step, int) or step < 2:
+        if not is_int(step) or step < 2:
             raise ValueError(f"official 'step' counts grid points and must be an integer >= 2, got {step!r}")
         renorm = d.get("renorm")
-        if renorm is not None and (isinstance(renorm, bool) or not isinstance(renorm, (int, float))):
+        if renorm is not None and (not is_number(renorm)):
             raise ValueError(f"official 'renorm' must be a number (<= 0 or absent = off), got {renorm!r}")
         return cls(
             steps=step - 1,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .._checks import is_number
 from .config import SamplingConfig
 from .presets import PRESETS
 from .schedule import TimeAware
@@ -81,7 +82,7 @@ class SamplingKnobs:
     def _guidance(self, base: SamplingConfig):
         s = base.guidance.initial if self.guidance_scale is None else self.guidance_scale
         c = _cutoff(base.guidance) if self.guidance_cutoff is None else self.guidance_cutoff
-        if not isinstance(s, (int, float)) or isinstance(s, bool) or s < 0:
+        if not is_number(s) or s < 0:
             raise ValueError(f"guidance_scale must be a number >= 0, got {s!r}")
         if c is not None and (not isinstance(c, (int, float)) or not 0.0 <= c <= 1.0):
             raise ValueError(f"guidance_cutoff is a model time in [0, 1] (1 = never cut off), got {c!r}")

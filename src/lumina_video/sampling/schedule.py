@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._checks import is_int
+
 # Patch combinations as the official presets write them: "{pt}x{p}".
 PATCH_NAMES = {"1x2": (1, 2), "2x2": (2, 2), "2x4": (2, 4)}
 
@@ -91,4 +93,4 @@ class TimeAware:
 
 def _is_atom(spec) -> bool:
     """A (pt, p) pair of ints is one patch value, not a schedule."""
-    return len(spec) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in spec)
+    return len(spec) == 2 and all(is_int(v) for v in spec)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .._checks import is_int, is_number
+
 MAX_SEED = 2**63 - 1
 
 
@@ -74,7 +76,7 @@ def _max_size(pipe, config, step: int, cap: int, axis: int) -> int:
 
 def _positive_caps(**caps) -> None:
     for name, value in caps.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
@@ -101,7 +103,7 @@ def model_limits(pipe, max_size: int | None = None, max_frames: int | None = Non
 
 def _whole(value, name: str) -> int:
     """A whole number from a form value (the page sends numbers as floats), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value:
+    if not is_number(value) or value != value or int(value) != value:
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(value)
 

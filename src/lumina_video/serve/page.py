@@ -14,6 +14,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._checks import is_int
 from .limits import Limits, Request, check_request, frame_counts, model_limits
 from .runner import RequestRunner, ServerClosing, process_dir
 
@@ -196,7 +197,7 @@ def build_app(pipeline, *, model_name: str = "", limits: Limits | None = None,
     """The Gradio page around `pipeline` (queued: one run at a time, at most `queue_size` waiting).
     Videos go to `out_dir` (default: a folder in `process_dir()`). Launch it with `.launch(...)`."""
     gr = import_gradio()
-    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+    if not is_int(queue_size) or queue_size < 1:
         raise ValueError(f"queue_size must be a positive integer, got {queue_size!r}")
     limits = limits or model_limits(pipeline)
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videos-", dir=process_dir()))

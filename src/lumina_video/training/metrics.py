@@ -91,10 +91,7 @@ class RunLog:
         """loss.png: the total and every task's loss against the step (log scale)."""
         if not self.enabled or not self.entries:
             return None
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = files.pyplot()
 
         keys = ["loss"] + sorted({k for e in self.entries for k in e if k.startswith("loss/")})
         fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
@@ -110,8 +107,7 @@ class RunLog:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = self.run_dir / "loss.png"
-        with files.atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
+        files.save_figure(fig, path, dpi=110, tight=False)
         plt.close(fig)
         return path
 
