@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import lumina_video
-from lumina_video.training.checkpoint import CheckpointManager
 from lumina_video.configs import to_dict
+from lumina_video.training.checkpoint import CheckpointManager
 from lumina_video.training.distributed import DistEnv
 from lumina_video.training.loop import NonFiniteLossError
 from lumina_video.training.trainer import train

@@ -31,7 +31,8 @@ def test_defaults_overrides_and_round_trip(tmp_path):
     cfg = load_config(write_yaml(tmp_path / "c.yaml", "m.jsonl"),
                       ["stages.0.tasks.0.global_batch=4", "ema.every=5", "distributed.compile=true"])
     # REFERENCE.md §5 recipe defaults
-    assert (cfg.optim.weight_decay, cfg.optim.betas, cfg.optim.eps, cfg.optim.grad_clip) == (0.0, (0.9, 0.95), 1e-15, 2.0)
+    optim = cfg.optim
+    assert (optim.weight_decay, optim.betas, optim.eps, optim.grad_clip) == (0.0, (0.9, 0.95), 1e-15, 2.0)
     assert (cfg.ema.decay, cfg.caption_dropout, cfg.vd_weight, cfg.t_sampling) == (0.99, 0.2, 1.0, "uniform")
     assert cfg.optim.lr == 1e-4 and isinstance(cfg.optim.lr, float)
     assert cfg.ema.every == 5 and cfg.distributed.compile is True
@@ -129,8 +130,7 @@ def test_shipped_vae_configs_have_known_keys(path):
 def test_default_system_prompt_is_the_text_encoders_own():
     """Training and generation must prefix the same system prompt."""
     from lumina_video.encoders.text import TextEncoder
-    from lumina_video.training.config import DEFAULT_SYSTEM_PROMPT, TrainConfig
-    from lumina_video.training.config import resolve_system_prompt
+    from lumina_video.training.config import DEFAULT_SYSTEM_PROMPT, TrainConfig, resolve_system_prompt
 
     minilm = TextEncoder.from_pretrained()
     cfg = resolve_system_prompt(TrainConfig(), minilm)

@@ -14,9 +14,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lumina_video.configs import from_dict, to_dict
+from lumina_video.training.build import build_transformer
 from lumina_video.training.config import TrainConfig, check_config, resolve_config
 from lumina_video.training.distributed import free_port
-from lumina_video.training.build import build_transformer
 from lumina_video.training.trainer import train
 from train_support import max_abs_diff, single_thread, text_encoder, tiny_config, weights, write_latent_manifest  # noqa: F401
 

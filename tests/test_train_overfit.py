@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from lumina_video import files
-from lumina_video.model import MultiScaleNextDiT, load_state_dict_checked
+from lumina_video.model import load_state_dict_checked
+from lumina_video.training.build import build_transformer
 from lumina_video.training.data import build_dataset, task_records
 from lumina_video.training.step import CaptionEncoder, flow_loss, prepare
-from lumina_video.training.build import build_transformer
 from lumina_video.training.trainer import train
 from train_support import single_thread, text_encoder, tiny_config, write_latent_manifest  # noqa: F401
 
@@ -19,8 +19,8 @@ def fixed_draw_loss(model, cfg, n=16):
     records, prompts = task_records(task, cfg.seed)
     ds = build_dataset(task, cfg, records, prompts)
     items = [ds[0]] * n
-    mb = prepare(items, list(range(n)), task=task, cfg=cfg, step=10**9, captions=CaptionEncoder(text_encoder(), 8), vae=None,
-                 device="cpu")
+    mb = prepare(items, list(range(n)), task=task, cfg=cfg, step=10**9, captions=CaptionEncoder(text_encoder(), 8),
+                 vae=None, device="cpu")
     with torch.no_grad():
         return float(flow_loss(model.eval(), mb, task, cfg).mean())
 

@@ -5,8 +5,14 @@ import torch
 
 from lumina_video.configs import ConfigError, apply_override
 from lumina_video.training.config import TaskConfig
-from lumina_video.training.data import (GlobalBatchOrder, TaskStream, apply_ratio, item_generator, stable_seed,
-                                        video_latent_window)
+from lumina_video.training.data import (
+    GlobalBatchOrder,
+    TaskStream,
+    apply_ratio,
+    item_generator,
+    stable_seed,
+    video_latent_window,
+)
 from lumina_video.training.ema import EMA
 from lumina_video.training.step import CaptionEncoder
 from train_support import text_encoder
@@ -36,7 +42,7 @@ def test_global_batches_are_deterministic_and_split_across_ranks():
     assert order.per_epoch == 2 + 1
     batches = [order.batch(n) for n in range(9)]
     assert batches == [GlobalBatchOrder(keys, 4, seed=7).batch(n) for n in range(9)]  # pure function
-    for epoch, idx in batches:
+    for _epoch, idx in batches:
         assert len(set(idx)) == 4 and len({keys[i] for i in idx}) == 1 and None not in {keys[i] for i in idx}
     assert [e for e, _ in batches] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert sorted(map(tuple, (b for _, b in batches[:3]))) != sorted(map(tuple, (b for _, b in batches[3:6])))
@@ -56,7 +62,7 @@ def test_rank_shares_partition_the_global_batch():
     order = GlobalBatchOrder(["k"] * 12, 6, seed=1)
     single = TaskStream(task, Items(), order, rank=0, world=1, consumed=0)
     ranks = [TaskStream(task, Items(), order, rank=r, world=3, consumed=0) for r in range(3)]
-    for n in range(4):
+    for _ in range(4):
         whole = single.next()
         parts = [s.next() for s in ranks]
         assert [it["i"] for it in whole.items] == [it["i"] for p in parts for it in p.items]

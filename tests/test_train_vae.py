@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
+from lumina_video.configs import ConfigError
 from lumina_video.data.synthetic import make_dataset
 from lumina_video.encoders.vae import VideoVAE
-from lumina_video.configs import ConfigError
 from lumina_video.training.vae_trainer import load_vae_config, psnr, train_vae
 
 

@@ -47,6 +47,7 @@ class EMA:
             missing = sorted(set(self.shadow) - set(sd))
             unexpected = sorted(set(sd) - set(self.shadow))
             if missing or unexpected:
-                raise ValueError(f"EMA state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+                raise ValueError(f"EMA state does not match the model: missing {missing[:5]}, "
+                                 f"unexpected {unexpected[:5]}")
         for name, t in self.shadow.items():
             t.copy_(shard_like(sd[name].float() if name in sd else None, t))
