@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format bench demo demo-model clean
+.PHONY: install test test-fast lint format bench demo demo-model clean
 
 DEMO_PROMPT ?= a red circle moving to the right
 
@@ -22,6 +22,9 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # ruff (configured in pyproject.toml): pyflakes, pycodestyle, bugbear, import order, pyupgrade; 120 columns
 lint: $(STAMP)

@@ -73,3 +73,12 @@ def chromium_launch_options():
     Chromium binary is found (find_chromium)."""
     path = find_chromium()
     return None if path is None else dict(executable_path=path, args=list(HEADLESS_CHROMIUM_ARGS))
+
+
+@pytest.fixture
+def single_thread():
+    """Tiny models train faster on one thread (and the test machine's cores are shared)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

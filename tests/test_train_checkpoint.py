@@ -13,7 +13,7 @@ from lumina_video.training.checkpoint import CheckpointManager
 from lumina_video.training.distributed import DistEnv
 from lumina_video.training.loop import NonFiniteLossError
 from lumina_video.training.trainer import train
-from train_support import max_abs_diff, single_thread, text_encoder, tiny_config, weights, write_latent_manifest  # noqa: F401
+from train_support import max_abs_diff, text_encoder, tiny_config, weights, write_latent_manifest
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

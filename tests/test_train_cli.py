@@ -10,7 +10,7 @@ from lumina_video.cli import main as cli_main
 from lumina_video.data.synthetic import make_dataset
 from lumina_video.pipeline import LuminaVideoPipeline
 from lumina_video.training.config import load_config
-from train_support import CHANNELS, TEXT_DIM, single_thread, vae_folder  # noqa: F401
+from train_support import CHANNELS, TEXT_DIM, vae_folder
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

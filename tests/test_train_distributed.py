@@ -6,6 +6,7 @@ sums, then FSDP's reduce-scatter average), so they differ by float32 rounding, a
 AdamW's normalisation. Stated tolerance: after 3 steps at lr 1e-3 (the weights move by ~3e-3) the
 weights and the EMA agree within 1e-6 (measured: 7e-8) and the logged losses within 1e-5 relative.
 """
+import json
 import os
 
 import pytest
@@ -18,7 +19,7 @@ from lumina_video.training.build import build_transformer
 from lumina_video.training.config import TrainConfig, check_config, resolve_config
 from lumina_video.training.distributed import free_port
 from lumina_video.training.trainer import train
-from train_support import max_abs_diff, single_thread, text_encoder, tiny_config, weights, write_latent_manifest  # noqa: F401
+from train_support import max_abs_diff, text_encoder, tiny_config, weights, write_latent_manifest
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 WEIGHT_TOL = 1e-6
@@ -51,6 +52,7 @@ def config(tmp_path, run):
     return cfg
 
 
+@pytest.mark.slow
 def test_two_process_fsdp_matches_one_process(tmp_path):
     single = train(config(tmp_path, "single"), text_encoder=text_encoder(), progress=False)
 
@@ -65,8 +67,6 @@ def test_two_process_fsdp_matches_one_process(tmp_path):
     # the weights moved far more than the tolerance, so the comparison means something
     moved = max_abs_diff(weights(a), build_transformer(config(tmp_path, "single")).state_dict())
     assert moved > 1000 * WEIGHT_TOL, moved
-    import json
-
     logs = [json.loads(line) for line in (tmp_path / "fsdp/log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in logs] == [1, 2, 3]
     for x, y in zip(single.history, logs):

@@ -14,7 +14,7 @@ from lumina_video.data.synthetic import make_dataset
 from lumina_video.training.loop import TrainState
 from lumina_video.training.trainer import train
 from lumina_video.training.vae_trainer import load_vae_config, train_vae
-from train_support import single_thread, text_encoder, tiny_config, write_latent_manifest  # noqa: F401
+from train_support import text_encoder, tiny_config, write_latent_manifest
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 NON_FINITE = r"non-finite loss at step 1 \(stage '(s0|vae)'\): loss=nan.*the weights were not updated"

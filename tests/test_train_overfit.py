@@ -8,7 +8,7 @@ from lumina_video.training.build import build_transformer
 from lumina_video.training.data import build_dataset, task_records
 from lumina_video.training.step import CaptionEncoder, flow_loss, prepare
 from lumina_video.training.trainer import train
-from train_support import single_thread, text_encoder, tiny_config, write_latent_manifest  # noqa: F401
+from train_support import text_encoder, tiny_config, write_latent_manifest
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

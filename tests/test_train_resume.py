@@ -4,7 +4,7 @@ import pytest
 from lumina_video.training.checkpoint import CheckpointManager
 from lumina_video.training.distributed import DistEnv
 from lumina_video.training.trainer import train
-from train_support import max_abs_diff, single_thread, text_encoder, tiny_config, weights, write_latent_manifest  # noqa: F401
+from train_support import max_abs_diff, text_encoder, tiny_config, weights, write_latent_manifest
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -61,6 +61,7 @@ def test_keep_last_and_checkpoint_contents(tmp_path):
     assert all(name in ck["optimizer"]["state"] for name in ("layers.0.attention.wq.weight",))
 
 
+@pytest.mark.slow
 def test_init_from_a_model_folder(tmp_path):
     """A run can start from exported weights (e.g. a fine-tune after the stages)."""
     first = train(two_stage_config(tmp_path, "a"), text_encoder=text_encoder(), progress=False)

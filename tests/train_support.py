@@ -7,7 +7,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import pytest
 import torch
 
 from lumina_video import files
@@ -80,15 +79,6 @@ def tiny_config(run_dir, manifests: dict, **top) -> TrainConfig:
     cfg = resolve_config(from_dict(TrainConfig, data))
     check_config(cfg)
     return cfg
-
-
-@pytest.fixture
-def single_thread():
-    """Tiny models train faster on one thread (and the test machine's cores are shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def weights(folder) -> dict:

@@ -113,6 +113,8 @@ class CheckpointManager:
         main process's copies are written); every process writes its own RNG state."""
         env = self.env
         final = self.root / step_dir_name(step)
+        # Not files.atomic_dir: every process writes its own RNG file into the same temporary folder, so
+        # its name must be known to all of them in advance (a fixed name, removed by remove_partial).
         tmp = self.root / f".{step_dir_name(step)}.tmp"
         if env.is_main:
             shutil.rmtree(tmp, ignore_errors=True)
