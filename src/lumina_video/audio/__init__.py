@@ -12,9 +12,13 @@ from .media import (
     write_wav,
 )
 from .mel import AUDIOLDM, MelConfig, MelSpectrogram, mel_filterbank, mel_spectrogram
+from .vae import AudioVAE, audioldm_vae_config, tiny_audio_vae_config
+from .vocoder import GriffinLim, Vocoder, audioldm_vocoder_config, load_vocoder, tiny_vocoder_config
 
 __all__ = [
     "AUDIOLDM", "MelConfig", "MelSpectrogram", "mel_filterbank", "mel_spectrogram",
     "AudioClip", "CorruptAudioError", "NoAudioStreamError", "audio_duration", "read_audio", "video_duration",
     "write_video_with_audio", "write_wav",
+    "AudioVAE", "audioldm_vae_config", "tiny_audio_vae_config",
+    "GriffinLim", "Vocoder", "audioldm_vocoder_config", "load_vocoder", "tiny_vocoder_config",
 ]
