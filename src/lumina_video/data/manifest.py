@@ -23,7 +23,7 @@ from .._checks import is_int, is_number
 from ..files import write_text
 
 MEDIA_TYPES = ("video", "image")
-PATH_KEYS = ("path", "latent_path")
+PATH_KEYS = ("path", "latent_path", "audio_path")
 
 
 def validate_record(rec) -> None:
