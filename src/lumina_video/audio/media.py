@@ -85,6 +85,11 @@ class AudioClip:
 
 
 # -- reading ---------------------------------------------------------------------------------------
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's own words for a PyAV error ("Invalid data found when processing input"), else the first line."""
+    return getattr(exc, "strerror", None) or short_reason(exc)
+
+
 def _open_audio(path):
     """(container, first audio stream); the errors of the module docstring."""
     path = Path(path)
@@ -93,7 +98,7 @@ def _open_audio(path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as e:
-        raise CorruptAudioError(f"cannot open {path} as audio: {short_reason(e)}") from e
+        raise CorruptAudioError(f"cannot open {path} as audio: {_reason(e)}") from e
     if not container.streams.audio:
         container.close()
         raise NoAudioStreamError(f"{path} has no audio stream")
@@ -137,7 +142,7 @@ def _decode_checked(path, container, stream, sample_rate: int, stop_after: int |
     try:
         return _decode(container, stream, sample_rate, stop_after)
     except (av.error.FFmpegError, ValueError) as e:
-        raise CorruptAudioError(f"cannot decode the audio of {path}: {short_reason(e)}") from e
+        raise CorruptAudioError(f"cannot decode the audio of {path}: {_reason(e)}") from e
 
 
 def read_audio(path, sample_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> AudioClip:
@@ -197,7 +202,7 @@ def video_duration(path) -> float:
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             frames = int(stream.frames or 0) or sum(1 for p in container.demux(stream) if p.size > 0)
     except av.error.FFmpegError as e:
-        raise CorruptAudioError(f"cannot open {path} as a video: {short_reason(e)}") from e
+        raise CorruptAudioError(f"cannot open {path} as a video: {_reason(e)}") from e
     if not rate or frames <= 0:
         raise CorruptAudioError(f"{path}: empty video stream or no frame rate")
     return frames / float(rate)
