@@ -70,3 +70,21 @@ def test_training_draw_shift_matches_recipe():
     # median of shifted U(0,1) is time_shift(0.5, 4) = 0.2
     assert abs(t.median().item() - 0.2) < 0.02
     torch.testing.assert_close(xt, t[:, None] * x1 + (1 - t[:, None]) * (x1 - u))
+
+
+def test_direction_term_has_a_bounded_gradient_at_a_zero_prediction():
+    """The zero-initialised output layer predicts 0 at the first step: the (1 - cos) term's gradient must
+    be finite and bounded there (the plain cosine's is ~1/|p|), and equal the plain cosine elsewhere."""
+    torch.manual_seed(0)
+    u = torch.randn(3, 4096)
+    for scale in (0.0, 1e-12, 1e-6):
+        p = (scale * torch.randn(3, 4096)).requires_grad_(True)
+        flow.item_loss(p, u).sum().backward()
+        per_item = p.grad.norm(dim=1)
+        assert torch.isfinite(per_item).all()
+        # MSE part 2|u|/n plus the direction part 1 / (sqrt(n) * RMS_FLOOR)
+        bound = 2 * u.norm(dim=1) / 4096 + 1 / (4096**0.5 * flow.RMS_FLOOR)
+        assert (per_item <= 1.01 * bound).all(), (per_item, bound)
+    plain = torch.nn.functional.cosine_similarity
+    p = 0.1 * torch.randn(3, 4096) + 0.05 * u
+    torch.testing.assert_close(flow.safe_cosine(p, u), plain(p, u, dim=1), rtol=1e-4, atol=1e-6)
