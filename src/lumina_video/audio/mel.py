@@ -85,9 +85,12 @@ class MelSpectrogram(torch.nn.Module):
     def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
         """|STFT| (..., bins, frames) with the padding of the module docstring."""
         c = self.cfg
+        pad = (c.n_fft - c.hop_length) // 2
+        if wave.shape[-1] <= pad:
+            raise ValueError(f"a waveform of {wave.shape[-1]} samples is too short for a mel spectrogram: it needs "
+                             f"more than {pad} samples ({pad / c.sample_rate * 1000:.0f} ms)")
         lead = wave.shape[:-1]
         x = wave.reshape(-1, wave.shape[-1]).float()
-        pad = (c.n_fft - c.hop_length) // 2
         x = torch.nn.functional.pad(x[:, None], (pad, pad), mode="reflect")[:, 0]
         spec = torch.stft(x, c.n_fft, hop_length=c.hop_length, win_length=c.win_length, window=self.window,
                           center=False, return_complex=True)
