@@ -4,7 +4,7 @@ general library never imports this package.
     bundle.py        install a trained pipeline as lumina_video/demo_model, verify it against
                      demo_model.sha256 (shipped beside it as package data), MAX_BYTES
     experiments.py   the held-out experiment: HOLDOUT pairs, jobs, summaries, THRESHOLDS, the paper's numbers
-    report.py        the README section "Results of the demo model" and its charts
+    report.py        the results section (docs/RESULTS.md, "Results of the demo model") and its charts
     run.py           `lumina-video demo results`, the experiment's driver
     cli.py           `lumina-video demo install|verify|holdout|results`
 

@@ -5,7 +5,7 @@
     lumina-video demo verify [--model DIR]    exit 0 when every file matches its recorded checksum,
                                               1 (and one line naming the files that differ) otherwise
     lumina-video demo holdout                 print the held-out (colour, shape) pairs, comma separated
-    lumina-video demo results --model DIR --out DIR [...]    the experiments and the README tables (run.py)
+    lumina-video demo results --model DIR --out DIR [...]    the experiments and the results tables (run.py)
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def add_cli_arguments(parser) -> None:
     _folder_options(p, "--model")
     sub.add_parser("holdout", help="print the held-out (colour, shape) pairs the demo model never sees",
                    description="Print the held-out (colour, shape) pairs, comma separated (for synth --holdout).")
-    p = sub.add_parser("results", help="measure a pipeline against the paper's claims; write the README tables",
+    p = sub.add_parser("results", help="measure a pipeline against the paper's claims; write the results tables (docs/RESULTS.md)",
                        description=run.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_cli_arguments(p)
 

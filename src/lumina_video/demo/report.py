@@ -148,7 +148,7 @@ def _quality_section(qual: dict, errors: list) -> list[str]:
 
 
 def markdown_results(results: dict) -> str:
-    """The README section "Results of the demo model": how it was measured, the claims (must-show
+    """The results section (docs/RESULTS.md) "Results of the demo model": how it was measured, the claims (must-show
     checks), then one table per experiment."""
     s, setup = results["summary"], results["setup"]
     lines = [*_intro(setup), "### Claims", "", *checks_table(results["checks"]), ""]
