@@ -236,7 +236,7 @@ def delay(wave: np.ndarray, seconds: float) -> np.ndarray:
 def test_desync_recovers_injected_offsets(objects):
     """Delaying the sound by d moves the estimate by d to within one mel hop (10 ms). The aligned
     estimate itself is not 0 but a few ms late (onset latency, sub-frame quantisation of the motion
-    change: +9 ms mean, 6 ms sd over 16 such clips), within 25 ms; the report states every offset
+    change: +3 ms mean, 11 ms sd over 16 builder clips), within 25 ms; the report states every offset
     next to the ground truth's own (its ceiling), and per clip relative to it."""
     frames, wave, rec = inner_clip(0, objects)
     visual = sync.visual_events(frames, FPS, len(wave) / SR)

@@ -281,9 +281,9 @@ def notes(wave: np.ndarray, objects: list[dict], sample_rate: int = SAMPLE_RATE)
     f0 = median pyin f0 over the voiced frames, correct within 50 cents of the object's note_hz; the
     timbre is `classify_timbre` of `harmonic_profile` at that f0, correct when it is the object's.
     No voiced frame: f0 None, both wrong. Clips with two sounding objects are not scored: pyin gives one
-    f0 per frame, and on two-note mixtures (even in windows right after one object's strikes) it
-    locked onto a common subharmonic, 0 of 14 ground-truth objects right (tests/test_eval_audio.py
-    builds such clips), so a number there would measure the estimator, not the soundtrack."""
+    f0 per frame, and on two-note mixtures (even in windows 30-70 ms after one object's strikes) it
+    locked onto a common subharmonic: 0 of 14 ground-truth objects right, on two-object clips made
+    with tests/test_eval_audio.py's builder; a number there would measure the estimator."""
     src = sounding(objects)
     if len(src) != 1:
         return None

@@ -13,11 +13,11 @@ Every metric is computed for several soundtracks of each clip, so that a number 
     shuffled       the input audio of another clip (a seeded derangement: order the clips at random,
                    each takes the audio of the next), trimmed or zero-padded to this clip's length
 Metric functions: audio_metrics.py (onsets, pitch, timbre, silence, loudness, distances) and
-audio_sync.py (DeSync, AV-Align). Set values (`AGGREGATES`): onset precision / recall / F1 pool the
-counts of all clips; DeSync is the mean |offset| over clips with impacts; AV-Align the mean over clips
-with peaks; pitch / timbre accuracy the fraction of single-source clips right; silence the fraction of
-still clips silent; loudness the mean per-clip Spearman and the Spearman over moving clips of mean level
-against mean speed; distances the mean over clips with a reference.
+audio_sync.py (DeSync, AV-Align). Set values (audio_metrics.AGGREGATES): onset precision / recall / F1
+pool the counts of all clips; DeSync is the mean |offset| and AV-Align the mean, over clips with
+impacts; pitch / timbre accuracy the fraction of single-source clips right; silence the fraction of
+still clips silent; loudness the mean per-clip Spearman and the Spearman over moving clips of mean
+level against mean speed; distances the mean over clips with a reference.
 
 Bad input stops the run before anything is written, in one line: an input without an audio stream, an
 input no record matches, records without `impacts` / `objects` (named). A file that cannot be
@@ -92,17 +92,18 @@ def _read_wave(path) -> np.ndarray:
                          "audio track, or wav files") from None
 
 
-def load_clip(path: str, record: dict) -> dict:
-    """{"wave", "truth" (or None), "frames", "fps"}; a decoding failure is {"error": reason}."""
+def load_audio(path: str, record: dict) -> dict:
+    """{"wave", "truth" (or None)}; a file that cannot be decoded gives {"error": reason}."""
     try:
-        wave = _read_wave(path)
-        is_video = Path(path).suffix.lower() != ".wav"
-        frames, fps = read_video(path if is_video else record["path"])
         truth = record.get("audio_path")
-        truth = _read_wave(truth) if truth and Path(truth).is_file() else None
-    except (CorruptAudioError, CorruptMediaError, FileNotFoundError) as e:
+        return {"wave": _read_wave(path), "truth": _read_wave(truth) if truth and Path(truth).is_file() else None}
+    except (CorruptAudioError, FileNotFoundError) as e:
         return {"error": f"unreadable: {short_reason(e)}"}
-    return {"wave": wave, "truth": truth, "frames": frames, "fps": float(fps)}
+
+
+def load_frames(path: str, record: dict) -> tuple[np.ndarray, float]:
+    """The clip's frames and fps: the input's own when it is a video, else the record's video."""
+    return read_video(record["path"] if Path(path).suffix.lower() == ".wav" else path)
 
 
 def derangement(n: int, seed: int) -> list[int] | None:
@@ -126,7 +127,8 @@ def fit_length(wave: np.ndarray, n: int) -> np.ndarray:
 
 
 def score_clip(clip: dict, record: dict, other: np.ndarray | None, reconstruct=None) -> dict:
-    """{condition: scores or None} for one loaded clip (`other`: the shuffled partner's audio)."""
+    """{condition: scores or None} for one clip ({"wave", "truth", "frames", "fps"}; `other`: the
+    shuffled partner's audio)."""
     facts = sync.clip_facts(record)
     wave, truth = clip["wave"], clip["truth"]
     visual = sync.visual_events(clip["frames"], clip["fps"], len(wave) / am.SAMPLE_RATE)
@@ -141,31 +143,43 @@ def score_clip(clip: dict, record: dict, other: np.ndarray | None, reconstruct=N
     return scores
 
 
-def evaluate_audio(videos=(), manifest=None, *, out_dir=None, reconstruct=None, seed: int = 0,
-                   progress: bool = True) -> dict:
-    """Score soundtracks against a synthetic AV manifest (module docstring); with `out_dir`, write
-    report.json, report.md and the charts there."""
+def _pairs(videos, manifest) -> list[tuple[str, dict]]:
+    """Matched (input, record) pairs with `audio_path` resolved, records checked."""
     if manifest is None:
         raise ValueError("eval-audio needs --manifest: the impact times, notes and speeds come from it")
     pairs = match_inputs([str(v) for v in videos], read_manifest(manifest))
+    if not pairs:
+        raise ValueError(f"{manifest}: no video records to score")
     base = Path(manifest).resolve().parent
     for _, rec in pairs:  # read_manifest resolves `path`; `audio_path` is relative to the manifest too
         if rec.get("audio_path"):
             rec["audio_path"] = resolve_path(rec["audio_path"], base)
-    if not pairs:
-        raise ValueError(f"{manifest}: no video records to score")
     check_records([r for _, r in pairs])
-    clips = [load_clip(p, r) for p, r in tqdm(pairs, desc="read", unit="clip", disable=not progress)]
-    ok = [i for i, c in enumerate(clips) if "error" not in c]
+    return pairs
+
+
+def evaluate_audio(videos=(), manifest=None, *, out_dir=None, reconstruct=None, seed: int = 0,
+                   progress: bool = True) -> dict:
+    """Score soundtracks against a synthetic AV manifest (module docstring); with `out_dir`, write
+    report.json, report.md and the charts there. All audio is read first (so a missing audio stream
+    stops the run before any scoring), frames one clip at a time."""
+    pairs = _pairs(videos, manifest)
+    audio = [load_audio(p, r) for p, r in tqdm(pairs, desc="read audio", unit="clip", disable=not progress)]
+    ok = [i for i, a in enumerate(audio) if "error" not in a]
     partner = derangement(len(ok), seed)
-    entries = []
+    entries, failed = [], [{"input": pairs[i][0], "record": pairs[i][1]["path"], "error": a["error"]}
+                           for i, a in enumerate(audio) if "error" in a]
     for k, i in enumerate(tqdm(ok, desc="eval-audio", unit="clip", disable=not progress)):
-        other = None if partner is None else clips[ok[partner[k]]]["wave"]
-        entries.append({"input": pairs[i][0], "record": pairs[i][1]["path"], "error": None,
-                        "shuffled_from": None if partner is None else pairs[ok[partner[k]]][0],
-                        "scores": score_clip(clips[i], pairs[i][1], other, reconstruct)})
-    failed = [{"input": pairs[i][0], "record": pairs[i][1]["path"], "error": c["error"]}
-              for i, c in enumerate(clips) if "error" in c]
+        (path, rec), other = pairs[i], None if partner is None else audio[ok[partner[k]]]["wave"]
+        entry = {"input": path, "record": rec["path"], "error": None,
+                 "shuffled_from": None if partner is None else pairs[ok[partner[k]]][0]}
+        try:
+            frames, fps = load_frames(path, rec)
+        except (CorruptMediaError, FileNotFoundError) as e:
+            failed.append({**entry, "error": f"unreadable: {short_reason(e)}"})
+            continue
+        entries.append({**entry, "scores": score_clip({**audio[i], "frames": frames, "fps": float(fps)}, rec,
+                                                      other, reconstruct)})
     report = {"counts": {"clips": len(pairs), "scored": len(entries), "failed": len(failed)},
               "settings": settings(seed, reconstruct), "metrics": am.aggregate(entries),
               "clips": entries + failed}
@@ -229,8 +243,8 @@ def score_chart(report: dict, path) -> None:
         ys = [report["metrics"][k].get(cond) or 0.0 for k in keys]
         ax.bar(np.arange(len(keys)) + (j - (len(conds) - 1) / 2) * width, ys, width, label=cond)
     ax.set_xticks(np.arange(len(keys)), [k.replace("_", "\n") for k in keys], fontsize=7)
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, ncol=len(conds))
+    ax.set_ylim(0, 1.25)
+    ax.legend(fontsize=7, ncol=len(conds), loc="upper center")
     ax.set_title(f"soundtrack metrics, {report['counts']['scored']} clips")
     save_figure(fig, path)
     plt.close(fig)
