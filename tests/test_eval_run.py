@@ -102,3 +102,15 @@ def test_static_and_fast_clip_agree_with_ground_truth_motion(videos):
     # dynamic degree's per-pair statistic is the object's displacement for the fast clip
     report = evaluate([videos["fast"]], progress=False)
     assert np.median(report["videos"][0]["dynamic_degree"]["pair_scores"]) == pytest.approx(2.0, abs=0.25)
+
+
+def test_cli_exit_status_tells_scripts_about_failures(videos, tmp_path, capsys):
+    """3 of 4 videos cannot be scored: exit 1 (the report is still written); --allow-failures: 0 when
+    any video was scored; none scored: 1 either way."""
+    some = [videos["fast"], videos["garbage"], videos["empty"], videos["missing"]]
+    assert main(["eval", *some, "--out", str(tmp_path / "a"), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "scored 1 of 4 videos (3 failed)" in captured.out and (tmp_path / "a" / "report.json").is_file()
+    assert "3 of 4 videos could not be scored" in captured.err and "exit status 1" in captured.err
+    assert main(["eval", *some, "--out", str(tmp_path / "b"), "--no-progress", "--allow-failures"]) == 0
+    assert main(["eval", videos["garbage"], "--out", str(tmp_path / "c"), "--no-progress", "--allow-failures"]) == 1

@@ -5,10 +5,15 @@ Every video is decoded with `lumina_video.data.video_io.read_video` and scored o
 dimensions (metrics.py); videos whose prompt is in the synthetic vocabulary (or whose manifest
 record carries the attributes) also get attribute checks (attributes.py). A video that cannot be
 read or scored is listed with the reason and the others are scored.
+
+Exit status of the command, so that scripts can tell: 0 when every video was scored; 1 when some
+(or all) could not be, after writing the report that lists them (--allow-failures: 0 as long as one
+video was scored); 2 for bad input (no videos, a missing prompts file or manifest).
 """
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -202,7 +207,16 @@ def add_cli_arguments(parser) -> None:
                      help="prompts: .txt one per line in the order of VIDEOS, or .json list / {video: prompt}")
     src.add_argument("--manifest", help="JSONL manifest giving prompts (and synthetic ground truth)")
     parser.add_argument("--out", required=True, help="report folder (report.json, report.md, *.png)")
+    parser.add_argument("--allow-failures", action="store_true",
+                        help="exit 0 when some videos could not be scored (default: exit 1; they are in the report)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def exit_status(counts: dict, allow_failures: bool = False) -> int:
+    """0 when every video was scored (or, with allow_failures, at least one), else 1 (module docstring)."""
+    if not counts["scored"]:
+        return 1
+    return 0 if allow_failures or not counts["failed"] else 1
 
 
 def cli_main(args) -> int:
@@ -210,4 +224,9 @@ def cli_main(args) -> int:
     report = evaluate(args.videos, prompts, manifest=args.manifest, out_dir=args.out, progress=not args.no_progress)
     print(summary_line(report))
     print(f"report: {report['files']['markdown']}")
-    return 0 if report["counts"]["scored"] else 1
+    status = exit_status(report["counts"], args.allow_failures)
+    if status:
+        failed = report["counts"]["failed"]
+        print(f"lumina-video eval: {failed} of {report['counts']['videos']} videos could not be scored (listed in "
+              f"the report); exit status 1 (--allow-failures: 0 when any was scored)", file=sys.stderr)
+    return status
