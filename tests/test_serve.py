@@ -176,7 +176,9 @@ def test_cli_without_a_model_fails_like_generate(tmp_path, monkeypatch, capsys):
     served = capsys.readouterr().err
     assert main(["generate", "a red circle", "--out", str(tmp_path / "out")]) == 2
     generated = capsys.readouterr().err
-    assert "default model folder" in served and "does not exist" in served
+    # the variable is named with its value, never mistaken for a missing bundled model
+    assert f"$LUMINA_VIDEO_MODEL is '{tmp_path / 'absent'}'" in served and "does not exist" in served
+    assert "is not installed" not in served
     assert served.split("error: ", 1)[1] == generated.split("error: ", 1)[1]
     assert main(["serve", "--model", str(tmp_path)]) == 2
     assert "not a complete Lumina-Video pipeline folder" in capsys.readouterr().err
@@ -274,3 +276,31 @@ def test_cli_reports_a_busy_port(model_dir, capsys):
         port = s.getsockname()[1]
         assert main(["serve", "--model", str(model_dir), "--port", str(port)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in capsys.readouterr().err
+
+
+def test_requests_get_warnings_and_over_memory_ones_a_message(pipe, monkeypatch):
+    monkeypatch.setitem(pipe.defaults, "vocabulary", "synthetic")
+    limits = model_limits(pipe, max_size=512)  # the model's defaults: 32x64 px, 16 frames
+    _, filled = check_request(pipe, limits, Request("a cat on a sofa", multiscale=False, num_frames=1))
+    [w] = serve.request_warnings(pipe, filled)
+    assert "'cat', 'sofa' not in the model's synthetic vocabulary" in w
+    _, filled = check_request(pipe, limits, Request(caption("red", "circle", "up"), height=256, width=256,
+                                                    num_frames=1, multiscale=False))
+    [w] = serve.request_warnings(pipe, filled)
+    assert "256x256 px is 8x the size the model was trained at (32x64)" in w
+    monkeypatch.setattr("lumina_video.devices.device_memory", lambda device: 2**20)  # a 1 MiB device
+    with pytest.raises(ValueError, match=r"needs about \d+ MiB .*, more than the 1 MiB of cpu"):
+        check_request(pipe, limits, Request("a red circle", num_frames=1, multiscale=False))
+
+
+def test_runner_shows_a_console_bar_unless_told_not_to(pipe, limits, tmp_path, capsys):
+    for console, shown in ((True, True), (False, False)):
+        RequestRunner(pipe, limits, tmp_path, console_progress=console)(Request("a red circle", steps=2, num_frames=1))
+        assert ("denoising" in capsys.readouterr().err) is shown
+
+
+def test_cli_checks_threads_and_device_before_loading(capsys):
+    assert main(["serve", "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
+    assert main(["serve", "--device", "cdua"]) == 2
+    assert "--device cdua: not a device name" in capsys.readouterr().err

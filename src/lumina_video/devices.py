@@ -3,8 +3,12 @@
     parse_dtype("bf16") -> torch.bfloat16        (also "bfloat16", "fp32", "float32", "fp16", "float16")
     default_device()    -> "cuda" when torch sees a GPU, else "cpu"
     default_dtype(dev)  -> bfloat16 on CUDA, float32 elsewhere (generation and training alike)
+    check_device(name)  -> the device name if this torch can run on it, else a one-line ValueError
+    device_memory(dev)  -> bytes of memory of the device (RAM for the CPU), or None when unknown
 """
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -15,6 +19,9 @@ DTYPES: dict[str, torch.dtype] = {
     "fp16": torch.float16, "float16": torch.float16,
 }
 SHORT_NAMES = ("fp32", "bf16", "fp16")
+# the device types a command may name (torch knows more, e.g. "meta", which compute nothing)
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+ACCEPTED_DEVICES = "cpu, cuda, cuda:N, mps, xpu"
 
 
 def parse_dtype(name: str | torch.dtype, accepted: tuple[str, ...] = tuple(DTYPES)) -> torch.dtype:
@@ -40,3 +47,66 @@ def default_device() -> str:
 
 def default_dtype(device) -> torch.dtype:
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def check_device(name: str | torch.device | None, what: str = "--device") -> str:
+    """`name` (None: `default_device()`) if this torch can compute on it, else ValueError in one line
+    saying why and what to use instead: a name torch does not know ("cdua"), a type no command runs
+    on ("meta"), a CPU-only build asked for CUDA, a build with CUDA but no visible GPU, a GPU index
+    beyond the count, MPS off a Mac or without Metal. `what` names the option in the message."""
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        import difflib
+
+        close = difflib.get_close_matches(str(name).split(":")[0], DEVICE_TYPES, n=1)
+        hint = f" (did you mean {what} {close[0]}?)" if close else ""
+        raise ValueError(f"{what} {name}: not a device name; accepted: {ACCEPTED_DEVICES}{hint}") from None
+    if device.type not in DEVICE_TYPES:
+        raise ValueError(f"{what} {name}: commands run on {ACCEPTED_DEVICES}, not {device.type!r}")
+    why = {"cuda": _cuda_problem, "mps": _mps_problem, "xpu": _xpu_problem}.get(device.type, lambda d: None)(device)
+    if why:
+        raise ValueError(f"{what} {name}: {why}; use {what} cpu")
+    return str(name)
+
+
+def _cuda_problem(device: torch.device) -> str | None:
+    if not torch.backends.cuda.is_built():
+        return f"this torch ({torch.__version__}) has no CUDA support (a CPU-only build)"
+    if not torch.cuda.is_available():
+        return "this torch has CUDA support but sees no GPU (no driver or CUDA_VISIBLE_DEVICES hides them)"
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        return f"there is no GPU {device.index}: this machine has {count} (cuda:0 to cuda:{count - 1})"
+    return None
+
+
+def _mps_problem(device: torch.device) -> str | None:
+    if not torch.backends.mps.is_built():
+        return f"this torch ({torch.__version__}) has no MPS support (MPS is Apple's Metal, on macOS)"
+    if not torch.backends.mps.is_available():
+        return "this torch has MPS support but Metal is not available on this machine"
+    return None
+
+
+def _xpu_problem(device: torch.device) -> str | None:
+    xpu = getattr(torch, "xpu", None)
+    if xpu is None or not xpu.is_available():
+        return f"this torch ({torch.__version__}) sees no Intel GPU (XPU)"
+    return None
+
+
+def device_memory(device) -> int | None:
+    """Bytes of memory the device has in all: the GPU's for CUDA, the machine's RAM for the CPU and
+    MPS (unified memory); None when it cannot be told."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(device.index or 0).total_memory)
+    if device.type in ("cpu", "mps"):
+        try:
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    return None

@@ -4,17 +4,37 @@ NAME.json records the prompt, negative prompt, seed, size, fps, every sampling s
 folder, device and the seconds spent on text encoding, denoising and decoding. Both files are
 written to a temporary name and renamed, so a failed or killed run never leaves half a file.
 `write_generation` writes the pair; the web server (serve/) uses it too.
+
+Seeds: as in the Python API (`pipe(..., seed=None)`), no --seed means a random seed; it is drawn
+once, printed, put in the file names and recorded in NAME.json, so a run can be repeated with
+--seed S. Prompt i of a run uses seed S + i.
+Existing files are never replaced silently: NAME.mp4 or NAME.json already there gives NAME-1
+(NAME-2, ...) and says so, unless --overwrite.
+Before any compute: the pipeline's `check_inputs`, then info.py's guard rails: prompts outside the
+model's vocabulary and sizes far above the trained ones get a warning, a request over the device's
+memory is refused.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import secrets
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from .info import resolve_model_dir
+
 MODEL_HELP = "pipeline folder (default: $LUMINA_VIDEO_MODEL or the bundled demo model)"
+SEED_HELP = ("noise seed; prompt i uses seed + i (default: a random seed, as in the Python API, printed and "
+             "recorded in NAME.json so that --seed repeats the run)")
+MAX_SEED = 2**63 - 1  # the largest seed torch takes (as serve); a drawn one is below 2**31, as the pipeline draws
+
+__all__ = ["MODEL_HELP", "add_cli_arguments", "add_device_arguments", "add_run_arguments", "check_writable",
+           "cli_main", "free_names", "load_pipeline", "output_names", "read_prompts", "resolve_model_dir",
+           "set_threads", "slug", "warn", "write_generation", "check_settings"]
 
 
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,7 +47,9 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", default="outputs", help="output folder (default: outputs)")
     p.add_argument("--name", help="output name without suffix (several prompts: NAME-000, NAME-001, ...); "
                                   "default: the prompt's words and the seed")
-    g = p.add_argument_group("video (defaults: the model's)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing NAME.mp4 / NAME.json (default: write NAME-1, NAME-2, ... instead)")
+    g = p.add_argument_group("video (defaults: the model's; `lumina-video info` lists them)")
     g.add_argument("--height", type=int)
     g.add_argument("--width", type=int)
     g.add_argument("--num-frames", type=int, help="1, 8m or 8m + 1 frames (8m for multi-scale)")
@@ -47,21 +69,46 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
                     help="multi-scale patch schedule (coarse patches first)")
     ms.add_argument("--single-scale", dest="multiscale", action="store_false", help="finest patch only")
     r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, default=0, help="noise seed; prompt i uses seed + i (default 0)")
+    r.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     r.add_argument("--batch-size", type=int, default=1,
                    help="prompts per forward pass (same videos up to float rounding)")
-    add_device_arguments(r)
+    add_run_arguments(r)
 
 
 def add_device_arguments(group) -> None:
     """--device, --dtype and --offload, read by `load_pipeline` (generate and serve)."""
     from .devices import DTYPES
 
-    group.add_argument("--device", help="cuda, cpu, ... (default: cuda if available)")
+    group.add_argument("--device", help="cpu, cuda, cuda:N, mps (default: cuda if available, else cpu)")
     group.add_argument("--dtype", choices=sorted(DTYPES), help="weights of transformer and text encoder "
                                                                "(default: fp32 on CPU, bf16 on CUDA)")
     group.add_argument("--offload", action="store_true",
                        help="model CPU offload: each part on the device only while used")
+
+
+def add_run_arguments(group) -> None:
+    """`add_device_arguments` plus --threads and --no-progress (generate and serve)."""
+    add_device_arguments(group)
+    group.add_argument("--threads", type=int, metavar="N", help="CPU threads of torch (default: torch's choice)")
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def set_threads(threads: int | None) -> None:
+    """torch.set_num_threads(threads) when given; ValueError unless it is >= 1."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def warn(command: str, message: str) -> None:
+    """One warning line on stderr, in the CLI's error format: `lumina-video COMMAND: warning: ...`."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"lumina-video {command}: warning: {message}", file=sys.stderr)
 
 
 def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str]:
@@ -82,24 +129,6 @@ def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str]:
             raise ValueError(f"prompts file {path} has no prompts (one per line; blank lines are skipped)")
         prompts += found
     return prompts
-
-
-def resolve_model_dir(model: str | None) -> Path:
-    from .pipeline import DEFAULT_MODEL_DIR, check_pipeline_folder
-
-    if model is None:
-        folder = Path(os.environ.get("LUMINA_VIDEO_MODEL") or DEFAULT_MODEL_DIR)
-        if not folder.exists():
-            raise FileNotFoundError(
-                f"no --model given and the default model folder {folder} does not exist (the bundled demo "
-                f"model is not installed). Pass --model DIR with a pipeline folder; make a random-weight test "
-                f"one with `python -m lumina_video.testing DIR`; or build the released model: `lumina-video "
-                f"convert` the official checkpoint, then LuminaVideoPipeline.from_components(converted_dir, "
-                f"cogvideox_2b_vae_dir, gemma_2_2b_dir).save_pretrained(DIR)"
-            )
-    else:
-        folder = Path(model)
-    return check_pipeline_folder(folder)
 
 
 def check_writable(out_dir: Path) -> None:
@@ -158,66 +187,113 @@ def write_generation(folder, name: str, output, index: int, *, prompt: str, nega
     return folder / f"{name}.mp4", folder / f"{name}.json", record
 
 
+def free_names(out_dir: Path, names: list[str], overwrite: bool) -> tuple[list[str], list[str]]:
+    """(names, notes): with `overwrite`, `names` as they are (a note for each one replaced); else each name
+    whose NAME.mp4 or NAME.json exists becomes the first free NAME-k (k = 1, 2, ...), with a note."""
+    taken = lambda n: (out_dir / f"{n}.mp4").exists() or (out_dir / f"{n}.json").exists()  # noqa: E731
+    chosen, notes = [], []
+    for name in names:
+        if overwrite or not taken(name):
+            if taken(name):
+                notes.append(f"replacing {out_dir / name}.mp4 (--overwrite)")
+            chosen.append(name)
+            continue
+        k = 1
+        while taken(f"{name}-{k}") or f"{name}-{k}" in chosen or f"{name}-{k}" in names:
+            k += 1
+        chosen.append(f"{name}-{k}")
+        notes.append(f"{out_dir / name}.mp4 exists: writing {name}-{k}.mp4 instead (--overwrite replaces it)")
+    return chosen, notes
+
+
 def load_pipeline(args, model_dir: Path):
-    """(pipeline, device, dtype): the folder's pipeline on --device (default: cuda when available) in
-    --dtype (default: bf16 on CUDA, fp32 elsewhere), with --offload's model CPU offload."""
-    from .devices import default_device, default_dtype, parse_dtype
+    """(pipeline, device, dtype): the folder's pipeline on --device (default: cuda when available,
+    checked by devices.check_device) in --dtype (default: bf16 on CUDA, fp32 elsewhere), with
+    --offload's model CPU offload."""
+    from .devices import check_device, default_dtype, parse_dtype
     from .pipeline import LuminaVideoPipeline
 
-    device = args.device or default_device()
+    device = check_device(args.device)
     dtype = parse_dtype(args.dtype) if args.dtype else default_dtype(device)
     pipe = LuminaVideoPipeline.from_pretrained(model_dir, dtype=dtype)
     pipe = pipe.enable_model_cpu_offload(device) if args.offload else pipe.to(device)
     return pipe, device, dtype
 
 
-def _check_args(args) -> tuple[list[str], Path, Path, list[str]]:
-    """(prompts, model folder, output folder, output names), or the first error; nothing is loaded."""
+def _check_args(args) -> tuple[list[str], Path, Path]:
+    """(prompts, model folder, output folder), or the first error; nothing is loaded."""
+    from .devices import check_device
+
     prompts = read_prompts(args.prompt, args.prompts)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.fps is not None and args.fps <= 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED - len(prompts):
+        raise ValueError(f"--seed must be 0 to {MAX_SEED - len(prompts)} (prompt i uses seed + i), got {args.seed}")
+    set_threads(args.threads)
+    check_device(args.device)
     model_dir = resolve_model_dir(args.model)
     out_dir = Path(args.out)
     check_writable(out_dir)
-    return prompts, model_dir, out_dir, output_names(prompts, args.seed, args.name)
+    return prompts, model_dir, out_dir
+
+
+def check_settings(pipe, args, prompts: list[str], device) -> tuple:
+    """(sampling config, height, width, num_frames) after every check, before any compute: the
+    pipeline's `check_inputs`, then the guard rails (warnings on stderr, ValueError over memory)."""
+    from . import info
+    from .sampling import SamplingKnobs
+
+    config = pipe.resolve_sampling(args.preset, SamplingKnobs.from_object(args))
+    height, width, num_frames = pipe.resolve_size(args.height, args.width, args.num_frames)
+    pipe.check_inputs(prompts, args.negative_prompt, height, width, num_frames, config)
+    batch = min(args.batch_size, len(prompts))
+    info.check_memory(pipe, device, batch, height, width, num_frames, config.is_guided())
+    for message in info.size_warnings(pipe.defaults, height, width, num_frames) + \
+            info.prompt_warnings(prompts, pipe.defaults):
+        warn("generate", message)
+    return config, height, width, num_frames
 
 
 def cli_main(args) -> int:
-    import transformers
+    from tqdm.auto import tqdm
 
     from .devices import dtype_name
-    from .sampling import SamplingKnobs
 
-    prompts, model_dir, out_dir, names = _check_args(args)
-    transformers.utils.logging.disable_progress_bar()  # our own progress bar is the one that matters
+    prompts, model_dir, out_dir = _check_args(args)
+    seed = secrets.randbelow(2**31) if args.seed is None else args.seed
+    names, notes = free_names(out_dir, output_names(prompts, seed, args.name), args.overwrite)
     t0 = time.perf_counter()
     pipe, device, dtype = load_pipeline(args, model_dir)
     load_s = time.perf_counter() - t0
     fps = args.fps or float(pipe.defaults["fps"])
-    # Check every setting before the first video (nothing is written if one is wrong).
-    config = pipe.resolve_sampling(args.preset, SamplingKnobs.from_object(args))
-    height, width, num_frames = pipe.resolve_size(args.height, args.width, args.num_frames)
-    pipe.check_inputs(prompts, args.negative_prompt, height, width, num_frames, config)
-
+    config, height, width, num_frames = check_settings(pipe, args, prompts, device)  # nothing is written if wrong
+    seed_note = f"seed {seed}" + (" (random; --seed repeats it)" if args.seed is None else "")
     print(f"model {model_dir} on {device} ({dtype_name(dtype)}{', offload' if args.offload else ''}), loaded in "
-          f"{load_s:.1f}s; {len(prompts)} prompt(s), {num_frames} frames {height}x{width} at {fps:g} fps")
+          f"{load_s:.1f}s; {len(prompts)} prompt(s), {num_frames} frames {height}x{width} at {fps:g} fps, {seed_note}")
+    for note in notes:
+        print(note)
     context = dict(model=str(model_dir), preset=args.preset, device=device, dtype=dtype_name(dtype),
                    offload=bool(args.offload))
     totals = dict(text_s=0.0, denoise_s=0.0, decode_s=0.0, write_s=0.0)
+    bar = tqdm(total=len(prompts), desc="prompt", unit="prompt", disable=args.no_progress or len(prompts) < 2,
+               bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| [{elapsed}<{remaining}]")
     for start in range(0, len(prompts), args.batch_size):
         batch = prompts[start: start + args.batch_size]
-        out = pipe(batch, args.negative_prompt, height, width, num_frames, preset=config, seed=args.seed + start,
-                   progress=True)
+        out = pipe(batch, args.negative_prompt, height, width, num_frames, preset=config, seed=seed + start,
+                   progress=not args.no_progress)
         for i, prompt in enumerate(batch):
             _, _, record = write_generation(out_dir, names[start + i], out, i, prompt=prompt,
                                             negative_prompt=args.negative_prompt, fps=fps, **context,
                                             batch_size=len(batch))
             timings = record["timings"]
             totals = {k: totals[k] + timings[k] for k in totals}
-            print(f"wrote {out_dir / names[start + i]}.mp4 (+ .json)  text {timings['text_s']:.2f}s  denoise "
-                  f"{timings['denoise_s']:.2f}s  decode {timings['decode_s']:.2f}s")
+            bar.write(f"wrote {out_dir / names[start + i]}.mp4 (+ .json)  seed {record['seed']}  text "
+                      f"{timings['text_s']:.2f}s  denoise {timings['denoise_s']:.2f}s  "
+                      f"decode {timings['decode_s']:.2f}s")
+        bar.update(len(batch))
+    bar.close()
     print(f"done: {len(prompts)} video(s) in {out_dir}; total text {totals['text_s']:.2f}s, denoise "
           f"{totals['denoise_s']:.2f}s, decode {totals['decode_s']:.2f}s, write {totals['write_s']:.2f}s")
     return 0

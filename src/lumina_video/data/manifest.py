@@ -68,14 +68,11 @@ def read_manifest(path, resolve: bool = True) -> list[dict]:
         raise FileNotFoundError(f"no such manifest: {path}")
     base = path.resolve().parent
     records = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Windows editors) is not data
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            rec = _parse_line(line, path, lineno)
             try:
                 validate_record(rec)
             except ValueError as e:
@@ -86,6 +83,18 @@ def read_manifest(path, resolve: bool = True) -> list[dict]:
                         rec[key] = resolve_path(rec[key], base)
             records.append(rec)
     return records
+
+
+def _parse_line(line: str, path: Path, lineno: int):
+    """json.loads of one line without its line ending; ValueError with the 1-based column (characters
+    from the line's start) of the error. The ending is cut first: json counts a trailing newline as a
+    line of its own, so an error at the end of a line (a cut-off record) read "line 2 column 1"."""
+    text = line.rstrip("\r\n")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        where = "the end of the line" if e.pos >= len(text) else f"column {e.pos + 1}"
+        raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg} at {where})") from None
 
 
 def _relative_if_inside(value: str, base: Path) -> str:

@@ -2,7 +2,10 @@
 
     browser --(Gradio queue, at most `queue_size` waiting, one running)--> RequestRunner(Request)
         check_request: the page's limits, then the pipeline's `check_inputs` (sampling knobs, VAE frame
-                       counts, size multiples, RoPE table)  -> a friendly message in the page
+                       counts, size multiples, RoPE table), then the memory estimate (info.py)
+                       -> a friendly message in the page
+        request_warnings: words outside the model's vocabulary, sizes far above the trained ones
+                       -> a warning toast in the page (the request still runs)
         pipeline(...)  with a progress bar (one update per Euler step)
         NAME.mp4 + NAME.json in a per-process temporary folder (removed at exit) -> video, JSON, links
 
@@ -18,19 +21,19 @@ from __future__ import annotations
 import argparse
 import time
 
-from .limits import MAX_SEED, Limits, Request, check_request, frame_counts, model_limits
+from .limits import MAX_SEED, Limits, Request, check_request, frame_counts, model_limits, request_warnings
 from .page import DEFAULT_QUEUE_SIZE, ELEMENT_IDS, build_app, example_prompts, import_gradio, page_values
 from .runner import RequestRunner, ServerClosing, process_dir
 
 __all__ = ["Limits", "Request", "RequestRunner", "ServerClosing", "build_app", "check_request", "example_prompts",
-           "frame_counts", "import_gradio", "model_limits", "page_values", "process_dir", "resolve_host",
-           "DEFAULT_QUEUE_SIZE", "ELEMENT_IDS", "LOOPBACK", "MAX_SEED"]
+           "frame_counts", "import_gradio", "model_limits", "page_values", "process_dir", "request_warnings",
+           "resolve_host", "DEFAULT_QUEUE_SIZE", "ELEMENT_IDS", "LOOPBACK", "MAX_SEED"]
 
 LOOPBACK = "127.0.0.1"
 
 
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
-    from ..generate import MODEL_HELP, add_device_arguments
+    from ..generate import MODEL_HELP, add_run_arguments
 
     p.add_argument("--model", metavar="DIR", help=MODEL_HELP)
     p.add_argument("--host", help=f"address to listen on (default {LOOPBACK}: this computer only)")
@@ -44,7 +47,7 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-size", type=int, help="largest height and width in pixels")
     g.add_argument("--max-frames", type=int, help="most frames per video")
     g.add_argument("--max-steps", type=int, help="most Euler steps (default: 100 or the model's default if larger)")
-    add_device_arguments(p.add_argument_group("run"))
+    add_run_arguments(p.add_argument_group("run"))
 
 
 def resolve_host(host: str | None, share_on_network: bool) -> str:
@@ -85,20 +88,28 @@ def _launch(demo, host: str, port: int) -> None:
 
 
 def cli_main(args) -> int:
-    from ..devices import dtype_name
-    from ..generate import load_pipeline, resolve_model_dir
+    from ..devices import check_device, dtype_name
+    from ..generate import load_pipeline, resolve_model_dir, set_threads, warn
+    from ..info import size_warnings
 
     host = resolve_host(args.host, args.share_on_network)
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be 1 to 65535, got {args.port}")
     if args.queue_size < 1:
         raise ValueError(f"--queue-size must be >= 1, got {args.queue_size}")
+    set_threads(args.threads)
+    check_device(args.device)
     model_dir = resolve_model_dir(args.model)
     t0 = time.perf_counter()
     pipe, device, dtype = load_pipeline(args, model_dir)
     limits = model_limits(pipe, args.max_size, args.max_frames, args.max_steps)
+    for message in size_warnings(pipe.defaults, limits.max_height, limits.max_width, limits.frame_choices[-1]):
+        warn("serve", f"the page offers up to {message} (--max-size / --max-frames); requests over the "
+                      f"device's memory are refused")
     print(f"model {model_dir} on {device} ({dtype_name(dtype)}) loaded in {time.perf_counter() - t0:.1f}s; limits: "
           f"{limits.max_height}x{limits.max_width} px, {limits.frame_choices[-1]} frames, "
           f"{limits.max_steps} steps; queue {args.queue_size}; files in {process_dir()} (removed at exit)")
-    _launch(build_app(pipe, model_name=model_dir.name, limits=limits, queue_size=args.queue_size), host, args.port)
+    demo = build_app(pipe, model_name=model_dir.name, limits=limits, queue_size=args.queue_size,
+                     console_progress=not args.no_progress)
+    _launch(demo, host, args.port)
     return 0

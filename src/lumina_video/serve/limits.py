@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from .._checks import is_int, is_number
+from ..info import check_memory, prompt_warnings, size_warnings
 
 MAX_SEED = 2**63 - 1
 
@@ -116,8 +117,9 @@ def _in_range(value, name: str, lo: int, hi: int, unit: str = "", why: str = "")
 
 
 def check_request(pipe, limits: Limits, req: Request):
-    """Raise ValueError with a message for the page when `req` cannot run (the page's limits, then the
-    pipeline's `check_inputs`); return the SamplingConfig and the request with every default filled in."""
+    """Raise ValueError with a message for the page when `req` cannot run (the page's limits, the
+    pipeline's `check_inputs`, then info.check_memory); return the SamplingConfig and the request with
+    every default filled in."""
     if not isinstance(req.prompt, str) or not req.prompt.strip():
         raise ValueError("The prompt is empty: describe the video to generate (for example "
                          "\"a red circle moving to the right\").")
@@ -135,6 +137,14 @@ def check_request(pipe, limits: Limits, req: Request):
     seed = None if req.seed is None else _in_range(req.seed, "seed", 0, MAX_SEED)
     config = pipe.resolve_sampling(None, req.knobs(), steps=steps)
     pipe.check_inputs(req.prompt, negative, height, width, frames, config)
+    check_memory(pipe, pipe.device, 1, height, width, frames, config.is_guided())
     filled = Request(req.prompt, negative, req.motion_score, req.negative_motion_score, config.is_multiscale(),
                      config.steps, req.guidance_scale, seed, height, width, frames)
     return config, filled
+
+
+def request_warnings(pipe, req: Request) -> list[str]:
+    """What the page warns of for a checked request (`check_request`'s filled one): words outside the
+    model's vocabulary, and sizes or frame counts far above the trained ones (info.py)."""
+    return prompt_warnings(req.prompt, pipe.defaults) + size_warnings(pipe.defaults, req.height, req.width,
+                                                                     req.num_frames)

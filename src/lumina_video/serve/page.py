@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._checks import is_int
-from .limits import Limits, Request, check_request, frame_counts, model_limits
+from .limits import Limits, Request, check_request, frame_counts, model_limits, request_warnings
 from .runner import RequestRunner, ServerClosing, process_dir
 
 DEFAULT_QUEUE_SIZE = 8
@@ -170,6 +170,9 @@ def _callbacks(gr, pipe, limits: Limits, runner: RequestRunner) -> tuple:
 
     def run(*values, progress=gr.Progress()):  # noqa: B008 (Gradio injects the tracker through the default)
         try:
+            _, filled = check_request(pipe, limits, form_request(*values))
+            for message in request_warnings(pipe, filled):  # the request runs; the page says what to expect
+                gr.Warning(message)
             video, record, settings = runner(form_request(*values), progress)
         except ValueError as e:  # the request's fault: say what to change
             raise _page_error(gr, e) from None
@@ -193,15 +196,16 @@ def _callbacks(gr, pipe, limits: Limits, runner: RequestRunner) -> tuple:
 
 
 def build_app(pipeline, *, model_name: str = "", limits: Limits | None = None,
-              queue_size: int = DEFAULT_QUEUE_SIZE, out_dir=None):
+              queue_size: int = DEFAULT_QUEUE_SIZE, out_dir=None, console_progress: bool = False):
     """The Gradio page around `pipeline` (queued: one run at a time, at most `queue_size` waiting).
-    Videos go to `out_dir` (default: a folder in `process_dir()`). Launch it with `.launch(...)`."""
+    Videos go to `out_dir` (default: a folder in `process_dir()`); `console_progress`: a denoising bar
+    in the server's console per request. Launch it with `.launch(...)`."""
     gr = import_gradio()
     if not is_int(queue_size) or queue_size < 1:
         raise ValueError(f"queue_size must be a positive integer, got {queue_size!r}")
     limits = limits or model_limits(pipeline)
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videos-", dir=process_dir()))
-    runner = RequestRunner(pipeline, limits, out_dir, model_name)
+    runner = RequestRunner(pipeline, limits, out_dir, model_name, console_progress=console_progress)
     run, validate = _callbacks(gr, pipeline, limits, runner)
     with gr.Blocks(title="Lumina-Video", analytics_enabled=False) as demo:
         gr.Markdown(_intro(pipeline, limits, model_name, queue_size))

@@ -33,10 +33,12 @@ def _no_progress(*args, **kwargs) -> None:
 
 class RequestRunner:
     """Runs one request at a time on the pipeline and writes NAME.mp4 + NAME.json (generate's
-    `write_generation`) to a new folder in `out_dir` per request, so names never collide."""
+    `write_generation`) to a new folder in `out_dir` per request, so names never collide.
+    `console_progress`: a denoising bar in the server's console too (serve's default; --no-progress)."""
 
-    def __init__(self, pipe, limits: Limits, out_dir: Path, model_name: str = ""):
+    def __init__(self, pipe, limits: Limits, out_dir: Path, model_name: str = "", console_progress: bool = False):
         self.pipe, self.limits, self.out_dir, self.model_name = pipe, limits, Path(out_dir), model_name
+        self.console_progress = console_progress  # also a denoising bar in the server's console
         self._lock = threading.Lock()  # the queue runs one event at a time; this holds for direct calls too
         self._closing = threading.Event()
         self._count = itertools.count()
@@ -71,7 +73,7 @@ class RequestRunner:
             self._check_open()
             report(None, desc="encoding the prompt")
             out = self.pipe(req.prompt, req.negative_prompt, req.height, req.width, req.num_frames, preset=config,
-                            seed=req.seed, callback=on_step, progress=False)
+                            seed=req.seed, callback=on_step, progress=self.console_progress)
         name = f"{slug(req.prompt)}-s{out.seeds[0]}"
         folder = self.out_dir / f"{next(self._count):06d}"
         report(None, desc="writing the video")

@@ -2,7 +2,7 @@
 pipeline folder, to look at a run before it ends (the run's own end does this for RUN/final).
 
     lumina-video export runs/demo/dit/checkpoints/step_00003600            # -> .../step_00003600/pipeline
-    lumina-video generate --model runs/demo/dit/checkpoints/step_00003600/pipeline --prompt "..."
+    lumina-video generate "a red circle moving to the right" --model runs/demo/dit/checkpoints/step_00003600/pipeline
 
 The checkpoint's config.yaml (the resolved run config) says which text encoder and VAE the run used
 and the generation defaults; the weights are the EMA ones (as RUN/final) or, with --weights model,
@@ -88,7 +88,15 @@ def add_cli_arguments(parser) -> None:
                         help="the EMA weights (default, as the run's final export) or the raw trained ones")
 
 
+def try_command(folder, prompt: str = "a red circle moving to the right") -> str:
+    """The shell command that generates from an exported folder (the prompt is generate's positional
+    argument; quoted for a POSIX shell)."""
+    import shlex
+
+    return shlex.join(["lumina-video", "generate", prompt, "--model", str(folder)])
+
+
 def cli_main(args) -> int:
     out = export_checkpoint(args.checkpoint, args.out, args.weights)
-    print(f"pipeline written to {out}; try: lumina-video generate --model {out} --prompt \"...\"")
+    print(f"pipeline written to {out}; try: {try_command(out)}")
     return 0
