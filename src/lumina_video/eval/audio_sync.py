@@ -27,14 +27,15 @@ unit norm; then, over lags |L| <= 1 s,
     c(L) = sum_t v(t) a(t + L),    desync = the chosen peak of c (see `desync`), parabola-refined
 
 so desync > 0 when the sound comes after the motion. Measured, delaying the ground-truth sound by
-d = +-80, +-200 ms: on 16 clips made by tests/test_eval_audio.py's builder (64 cases) the estimate moves
-by d within 8.8 ms every time; on a `lumina-video synth-av` set (48 clips, seed 1; 31 with impacts)
-83% of the cases are within 10 ms, the rest fail where the frames barely show an impact (0.5 px /
-frame wall bounces, the last low hops before rest). The aligned ground truth reads +3 ms (sd 11 ms)
-on the test clips and a median |offset| of 9.5 ms (all within one frame) on the synth-av set: the
-onset envelope peaks ~3 ms after a 5 ms attack and the motion change sits a few ms off the impact
-(frame quantisation, flow smoothing). That bias is not subtracted; the report gives every number
-next to the ground truth's own (the ceiling) and, per clip, relative to it ("desync_vs_ceiling").
+d = +-80, +-200 ms (zero-filled): on 16 clips made by tests/test_eval_audio.py's builder the estimate
+moves by d within 10 ms in 62 of 64 cases (at most 25 ms, where a strike falls off the clip's end);
+on a `lumina-video synth-av` set (48 clips, seed 1; 31 with impacts) in 83% of the cases; the rest
+fail where the frames barely show an impact (0.5 px / frame wall bounces, the last low hops before
+rest). The aligned ground truth reads +2.7 ms (sd 11 ms) on the builder clips and a median |offset|
+of 9.5 ms (all within one frame) on the synth-av set: the onset envelope peaks ~3 ms after a 5 ms
+attack and the motion change sits a few ms off the impact (frame quantisation, flow smoothing).
+That bias is not subtracted; the report gives every number next to the ground truth's own (the
+ceiling) and, per clip, relative to it ("desync_vs_ceiling").
 """
 from __future__ import annotations
 
