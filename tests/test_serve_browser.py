@@ -1,6 +1,7 @@
 """The web demo end to end in headless Chromium (Playwright): the page served on loopback makes a
 playable video, shows its settings and download links, serves two tabs at once, says when the
-queue is full and when the prompt is empty, and loads nothing from outside the machine.
+queue is full and when the prompt is empty, warns of words outside the model's vocabulary, and loads
+nothing from outside the machine.
 
 Needs gradio, playwright (Python) and a Chromium binary ($LUMINA_CHROMIUM, /usr/bin/chromium or
 `chromium` on PATH; Debian: apt-get install chromium). Without them the tests are skipped, unless
@@ -64,7 +65,8 @@ def server(free_port):
     except ImportError:
         _unavailable("gradio is not installed (pip install 'lumina-video[test]')")
     sampling = SamplingConfig.preset("f24F96R960-MultiScale").replace(steps=2).to_official()
-    tiny = make_tiny_pipeline(defaults=dict(height=32, width=64, num_frames=16, sampling=sampling))
+    tiny = make_tiny_pipeline(defaults=dict(height=32, width=64, num_frames=16, sampling=sampling,
+                                            vocabulary="synthetic"))
     pipe = GatedPipeline(tiny.transformer, tiny.vae, tiny.text_encoder, defaults=tiny.defaults)
     GatedPipeline.gate.set()
     demo = serve.build_app(pipe, model_name="tiny-random", queue_size=1)
@@ -195,3 +197,14 @@ def test_empty_prompt_gets_a_friendly_message_at_once(open_page):
     assert page.locator("#video video").count() == 0
     assert "Traceback" not in page.inner_text("body")
     _wait_for_video(busy)
+
+
+def test_prompt_outside_the_vocabulary_gets_a_warning_and_still_runs(open_page):
+    from playwright.sync_api import expect
+
+    page = open_page()
+    _generate(page, "a cat playing the piano")
+    expect(page.locator("body")).to_contain_text("'cat', 'playing', 'piano' not in the model's synthetic vocabulary",
+                                                 timeout=WAIT_MS)
+    _wait_for_video(page)
+    assert "a cat playing the piano" in page.inner_text("#settings")
