@@ -307,11 +307,22 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--manifest", required=True, help="synthetic AV manifest (lumina-video synth-av)")
     parser.add_argument("--out", required=True, help="report folder (report.json, report.md, *.png)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled-audio control")
+    parser.add_argument("--reconstruct", metavar="VOCODER", default=None,
+                        help="also score the ground truth through mel -> [--audio-vae] -> VOCODER ('griffin-lim' or "
+                             "a vocoder folder): the ceiling of a model that generates through that path")
+    parser.add_argument("--audio-vae", metavar="DIR", default=None, help="audio VAE folder for --reconstruct")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def cli_main(args) -> int:
-    report = evaluate_audio(args.videos, args.manifest, out_dir=args.out, seed=args.seed,
+    if args.audio_vae and not args.reconstruct:
+        raise ValueError("--audio-vae is used with --reconstruct VOCODER (e.g. --reconstruct griffin-lim)")
+    reconstruct = None
+    if args.reconstruct:
+        from ..audio.roundtrip import RoundTrip
+
+        reconstruct = RoundTrip(args.reconstruct, args.audio_vae)
+    report = evaluate_audio(args.videos, args.manifest, out_dir=args.out, seed=args.seed, reconstruct=reconstruct,
                             progress=not args.no_progress)
     print(summary_line(report))
     print(f"report: {report['files']['markdown']}")
