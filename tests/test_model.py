@@ -329,3 +329,47 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
         assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o600
     finally:
         os.umask(umask)
+
+
+# ---- a diffusers model -------------------------------------------------------------------------
+
+def test_the_config_is_registered_with_diffusers(tmp_path):
+    import json
+
+    from diffusers import ConfigMixin, ModelMixin
+
+    model = randomize(tiny())
+    assert isinstance(model, ModelMixin) and isinstance(model, ConfigMixin)
+    assert dict(model.config) == NextDiTConfig.from_dict(model.config).to_dict() and model.config.dim == 64
+    model.save_pretrained(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["_class_name"] == "MultiScaleNextDiT" and saved["format_version"] == 1
+    assert MultiScaleNextDiT.load_config(tmp_path / "m")["dim"] == 64  # diffusers reads our config.json
+    assert MultiScaleNextDiT.from_config(saved).config == model.config
+
+
+def test_from_pretrained_takes_diffusers_loading_keywords(tmp_path):
+    model = randomize(tiny())
+    model.save_pretrained(tmp_path / "m", dtype=torch.bfloat16)
+    assert MultiScaleNextDiT.from_pretrained(tmp_path / "m").dtype == torch.bfloat16  # ours: the stored dtype
+    loaded = MultiScaleNextDiT.from_pretrained(tmp_path / "m", torch_dtype=None, device_map={"": "cpu"},
+                                               low_cpu_mem_usage=True, variant=None, use_safetensors=None)
+    assert loaded.dtype == torch.float32 and loaded.device.type == "cpu"  # diffusers' torch_dtype=None: float32
+    with pytest.raises(ValueError, match="disagree"):
+        MultiScaleNextDiT.from_pretrained(tmp_path / "m", dtype=torch.float16, torch_dtype=torch.float32)
+    with pytest.raises(ValueError, match="quantization_config needs diffusers' folder format"):
+        MultiScaleNextDiT.from_pretrained(tmp_path / "m", quantization_config=object())
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['depth'\]"):
+        MultiScaleNextDiT.from_pretrained(tmp_path / "m", depth=3)
+    with pytest.raises(FileNotFoundError, match="is not a MultiScaleNextDiT folder: config.json is missing"):
+        MultiScaleNextDiT.from_pretrained(tmp_path / "nothing")
+
+
+def test_timestep_embedder_computes_in_the_given_dtype():
+    model = randomize(tiny())
+    t = torch.rand(3)
+    emb = model.t_embedder
+    assert torch.equal(emb(t), emb(t, torch.float32))
+    emb.to(torch.bfloat16)
+    with pytest.raises(RuntimeError):  # float32 features into bfloat16 weights
+        emb(t, torch.float32)

@@ -1,4 +1,5 @@
-"""Convert an official Lumina-Video checkpoint folder to this project's format.
+"""Convert an official Lumina-Video checkpoint folder to this project's format (model/folder.py): a
+model folder that `MultiScaleNextDiT.from_pretrained` (and so diffusers' pipeline loader) reads.
 
 Official folder: `consolidated.00-of-01.safetensors` (or `.pth`) + `model_args.pth`, a pickled
 SimpleNamespace of training arguments. Pickles are read with torch's weights-only unpickler and an
@@ -23,10 +24,10 @@ from .devices import SHORT_NAMES, parse_dtype
 from .model.blocks import ffn_hidden_dim
 from .model.nextdit import (
     CONFIG_NAME,
-    FORMAT_VERSION,
     WEIGHTS_NAME,
     MultiScaleNextDiT,
     clean_state_dict,
+    config_file_dict,
     load_state_dict_checked,
 )
 
@@ -140,8 +141,8 @@ def convert(official_dir, out_dir, dtype: str | None = None) -> dict:
     files.save_safetensors({k: v.contiguous() for k, v in sd.items()}, out_dir / WEIGHTS_NAME)
     stored = str(next(iter(sd.values())).dtype).removeprefix("torch.")
     missing = sorted(k for k in ("rope_theta", "t_scale", "motion_scale") if k not in args)
-    written = dict(config, format_version=FORMAT_VERSION, torch_dtype=stored, converted_from=dict(
-        official_model=args.get("model"), defaults_used_for=missing))
+    written = config_file_dict(config, stored, converted_from=dict(official_model=args.get("model"),
+                                                                   defaults_used_for=missing))
     files.write_json(out_dir / CONFIG_NAME, written)
     return written
 

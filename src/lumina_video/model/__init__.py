@@ -1,7 +1,8 @@
 """Multi-scale Next-DiT model."""
 from .config import NextDiTConfig
 from .flops import PEAK_BF16_TFLOPS, flops_per_item, peak_bf16_flops, train_flops_per_item
-from .nextdit import MultiScaleNextDiT, clean_state_dict, count_params, load_state_dict_checked, patch_key
+from .folder import clean_state_dict, count_params, load_state_dict_checked
+from .nextdit import MultiScaleNextDiT, patch_key
 from .presets import (
     PRESETS,
     MultiScaleNextDiT_2B_GQA,

@@ -1,9 +1,10 @@
 """The Multi-scale Next-DiT's architecture, stated once (docs/REFERENCE.md §1).
 
 `NextDiTConfig` holds the 16 constructor arguments under the checkpoint's own names; its defaults
-are the released 2B model. `to_dict()` is what `config.json` stores and what `model.config` shows;
-`from_dict()` reads it back (file metadata such as `format_version` is ignored, an unknown key is a
-ValueError).
+are the released 2B model. `to_dict()` is what `config.json` stores and what the model registers
+with diffusers' `ConfigMixin` once (so `model.config` shows it); `from_dict()` reads it back (file
+metadata such as `format_version` and diffusers' private `_class_name` / `_diffusers_version` keys
+are ignored, an unknown key is a ValueError).
 """
 from __future__ import annotations
 
@@ -84,10 +85,11 @@ class NextDiTConfig:
         return d
 
     @classmethod
-    def from_dict(cls, config: dict) -> NextDiTConfig:
-        """The config of a `to_dict()` / config.json dict; metadata keys are skipped, unknown keys refused."""
+    def from_dict(cls, config) -> NextDiTConfig:
+        """The config of a `to_dict()` / config.json dict (or `model.config`); metadata keys and keys
+        starting with "_" (diffusers' own) are skipped, unknown keys refused."""
         accepted = [f.name for f in fields(cls)]
-        unknown = sorted(set(config) - set(accepted) - METADATA_KEYS)
+        unknown = sorted(k for k in set(config) - set(accepted) - METADATA_KEYS if not k.startswith("_"))
         if unknown:
             raise ValueError(f"unknown model config keys {unknown}; accepted: {sorted(accepted)}")
         return cls(**{k: v for k, v in config.items() if k in accepted})

@@ -31,8 +31,10 @@ class TimestepEmbedder(nn.Module):
         self.freq_dim = freq_dim
         self.mlp = nn.Sequential(nn.Linear(freq_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
-    def forward(self, t: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, hidden)
-        feats = sinusoidal_features(t, self.freq_dim).to(self.mlp[0].weight.dtype)
+    def forward(self, t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:  # (B,) -> (B, hidden)
+        """`dtype`: the compute dtype of the features (default: the first Linear's, which differs from
+        the compute dtype only when its weights are stored in another one, as with layerwise casting)."""
+        feats = sinusoidal_features(t, self.freq_dim).to(self.mlp[0].weight.dtype if dtype is None else dtype)
         return self.mlp(feats)
 
 

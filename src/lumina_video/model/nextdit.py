@@ -2,17 +2,21 @@
 
 velocity = model(x, t, cap_feats, cap_mask, motion_score, patch_size, f_patch_size)
 
-The model is pure: no guidance, schedules or distribution code here.
+The model is pure: no guidance, schedules or distribution code here. It is a diffusers model
+(`ModelMixin`, `ConfigMixin`): its config is registered once, from `NextDiTConfig`, so diffusers'
+machinery applies to it: `DiffusionPipeline` loading and offloading, `enable_group_offload`,
+`enable_layerwise_casting` (e.g. fp8 storage), `compile_repeated_blocks`, `ModelMixin.save_pretrained`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from diffusers import ConfigMixin, ModelMixin
 from torch import nn
 
 from .. import files
@@ -20,13 +24,23 @@ from .attention import BACKENDS, Attention
 from .blocks import FinalLayer, TransformerBlock
 from .config import METADATA_KEYS, NextDiTConfig
 from .embed import TimestepEmbedder, caption_embedder, check_divisible, masked_mean, patchify, token_grid, unpatchify
+from .folder import (
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    WEIGHTS_NAME,
+    check_loading_kwargs,
+    clean_state_dict,
+    count_params,
+    is_diffusers_folder,
+    load_state_dict_checked,
+    loading_device,
+    loading_dtype,
+)
 from .rope import RoPE3D
 
-FORMAT_VERSION = 1
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 __all__ = ["MultiScaleNextDiT", "NextDiTConfig", "METADATA_KEYS", "patch_key", "clean_state_dict",
-           "load_state_dict_checked", "count_params"]
+           "load_state_dict_checked", "count_params", "CONFIG_NAME", "WEIGHTS_NAME", "FORMAT_VERSION",
+           "config_file_dict"]
 
 
 def patch_key(patch_size: int, f_patch_size: int) -> str:
@@ -46,7 +60,16 @@ def _resolve_config(config, fields: dict) -> NextDiTConfig:
     return replace(config, **fields) if fields else config
 
 
-class MultiScaleNextDiT(nn.Module):
+def config_file_dict(config, torch_dtype: str, **extra) -> dict:
+    """The body of a model folder's config.json: the official fields, diffusers' class keys, our metadata."""
+    import diffusers
+
+    return dict(_class_name="MultiScaleNextDiT", _diffusers_version=diffusers.__version__,
+                **NextDiTConfig.from_dict(config).to_dict(), format_version=FORMAT_VERSION, torch_dtype=torch_dtype,
+                **extra)
+
+
+class MultiScaleNextDiT(ModelMixin, ConfigMixin):
     """One transformer backbone shared by several patch shapes (docs/REFERENCE.md §1).
 
     Built from a `NextDiTConfig` (or its dict, e.g. a config.json) or from its fields as keywords:
@@ -63,14 +86,20 @@ class MultiScaleNextDiT(nn.Module):
         t_scale, motion_scale              factors on t and on the motion score before embedding
 
     `attention_backend` ("auto", "sdpa" or "flash") picks the attention kernel of this model only
-    (see `set_attention_backend`); it is not part of the config. `model.config` is the config as a
-    dict with the official names.
+    (see `set_attention_backend`, which replaces diffusers' method of that name: this model has its
+    own attention); it is not part of the config. `model.config` is the config registered with
+    diffusers' ConfigMixin: a frozen dict of the official names, in NextDiTConfig's order.
     """
+
+    config_name = CONFIG_NAME
+    _no_split_modules = ["TransformerBlock"]  # device_map="auto" keeps a block on one device
+    _repeated_blocks = ["TransformerBlock"]  # compile_repeated_blocks
+    _skip_layerwise_casting_patterns = ["x_embedder", "norm"]  # patch embedders stay in the compute dtype
 
     def __init__(self, config: NextDiTConfig | dict | None = None, *, attention_backend: str = "auto", **fields):
         super().__init__()
         cfg = _resolve_config(config, fields)
-        self.config = cfg.to_dict()
+        self.register_to_config(**cfg.to_dict())  # the one config: model.config, config.json
         self.in_channels = cfg.in_channels
         self.t_scale = cfg.t_scale
         self.motion_scale = cfg.motion_scale
@@ -177,13 +206,13 @@ class MultiScaleNextDiT(nn.Module):
 
     def _condition(self, t, cap_feats, cap_mask, motion_score):
         """c = t_emb + pooled caption emb + motion emb (zero where the motion score is absent, < 0)."""
-        c = self.t_embedder(t * self.t_scale)
+        c = self.t_embedder(t * self.t_scale, self.dtype)
         c = c + self.cap_embedder(masked_mean(cap_feats, cap_mask))
         if motion_score is not None:
             m = motion_score.to(torch.float32) * self.motion_scale
             present = m >= 0
             if bool(present.any()):
-                emb = self.motion_embedder(m)
+                emb = self.motion_embedder(m, self.dtype)
                 c = c + torch.where(present[:, None], emb, torch.zeros_like(emb))
         return c
 
@@ -240,80 +269,62 @@ class MultiScaleNextDiT(nn.Module):
         return [unpatchify(out[i : i + 1, : lens[i]], shapes[i], pt, p)[0].to(out_dtype) for i in range(len(shapes))]
 
     # ------------------------------------------------------------------------------------------
-    # This project's folder format: config.json + model.safetensors (official key names).
+    # This project's folder format (model/folder.py): config.json + model.safetensors (official key names).
     def save_pretrained(self, folder, dtype: torch.dtype | None = None) -> None:
+        """Write config.json and model.safetensors (in `dtype`, default the model's). For diffusers'
+        own format (shards, variants), call `diffusers.ModelMixin.save_pretrained(model, folder)`."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         sd = {k: (v.to(dtype) if dtype is not None else v).detach().contiguous() for k, v in self.state_dict().items()}
         files.save_safetensors(sd, folder / WEIGHTS_NAME)
         stored = str(dtype or self.dtype).removeprefix("torch.")
-        cfg = dict(self.config, format_version=FORMAT_VERSION, torch_dtype=stored)
-        files.write_json(folder / CONFIG_NAME, cfg)
+        files.write_json(folder / CONFIG_NAME, config_file_dict(self.config, stored))
 
     @classmethod
-    def from_config(cls, config: dict, device="cpu") -> MultiScaleNextDiT:
-        """A freshly initialised model of a config dict (config.json: metadata keys skipped), built on `device`."""
-        cfg = NextDiTConfig.from_dict(config)
-        with torch.device(device):
-            return cls(cfg)
+    def from_config(cls, config=None, device=None, return_unused_kwargs: bool = False, **kwargs):
+        """A freshly initialised model of a config: a config.json dict (metadata and "_" keys skipped,
+        unknown keys refused), `model.config` or a NextDiTConfig, built on `device` (e.g. "meta"; None:
+        torch's default, so diffusers' empty-weights loading applies). Keywords replace config fields,
+        as in diffusers' `from_config`; `attention_backend` picks the kernel."""
+        cfg = config if isinstance(config, NextDiTConfig) else NextDiTConfig.from_dict(config or {})
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            model = cls(cfg, **kwargs)
+        return (model, {}) if return_unused_kwargs else model
 
     @classmethod
-    def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu") -> MultiScaleNextDiT:
-        folder = Path(folder)
+    def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu", **kwargs) -> MultiScaleNextDiT:
+        """Load a model folder: this project's (config.json + model.safetensors, as `save_pretrained` and
+        `lumina-video convert` write; `subfolder=` as in diffusers), or else a diffusers one (local
+        or a hub id), which `ModelMixin.from_pretrained` loads with all its options (variant, device_map,
+        quantization_config, ...). `dtype`: the weights' dtype; None keeps the stored dtype. diffusers'
+        `torch_dtype` and `device_map` keywords are accepted with diffusers' meaning (torch_dtype=None:
+        float32), so DiffusionPipeline.from_pretrained can load this class as a pipeline component."""
+        dtype = loading_dtype(dtype, kwargs)
+        subfolder = kwargs.pop("subfolder", None)
+        local = Path(folder) / subfolder if subfolder else Path(folder)
+        if is_diffusers_folder(local) or (not local.exists() and _is_hub_id(folder)):
+            model = super().from_pretrained(folder, subfolder=subfolder, torch_dtype=dtype, **kwargs)
+            return model if "device_map" in kwargs else model.to(device)
+        device = loading_device(device, kwargs)
+        check_loading_kwargs(kwargs)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (folder / name).is_file():
+            if not (local / name).is_file():
                 raise FileNotFoundError(
-                    f"{folder} is not a MultiScaleNextDiT folder: {name} is missing (expected {CONFIG_NAME} "
+                    f"{local} is not a MultiScaleNextDiT folder: {name} is missing (expected {CONFIG_NAME} "
                     f"and {WEIGHTS_NAME}; convert an official checkpoint with `lumina-video convert`)"
                 )
-        config = json.loads((folder / CONFIG_NAME).read_text())
+        config = json.loads((local / CONFIG_NAME).read_text())
         version = config.get("format_version", FORMAT_VERSION)
         if version > FORMAT_VERSION:
-            raise ValueError(f"{folder}: format_version {version} is newer than this package reads ({FORMAT_VERSION})")
+            raise ValueError(f"{local}: format_version {version} is newer than this package reads ({FORMAT_VERSION})")
         model = cls.from_config(config, device="meta")
-        sd = files.load_safetensors(folder / WEIGHTS_NAME, device=str(device))
-        load_state_dict_checked(model, sd, assign=True)
+        load_state_dict_checked(model, files.load_safetensors(local / WEIGHTS_NAME, device=str(device)), assign=True)
         if dtype is not None:
-            model.to(dtype)
+            nn.Module.to(model, dtype)  # nn.Module's: diffusers 0.42's to() warns about float32 modules it lacks
         return model.eval()
 
 
-def clean_state_dict(sd: dict) -> dict:
-    """Strip compile wrappers (`_orig_mod.`) and DDP/FSDP prefixes (`module.`) from key names."""
-    out = {}
-    for k, v in sd.items():
-        k = k.replace("_orig_mod.", "")
-        if k.startswith("module."):
-            k = k[len("module."):]
-        out[k] = v
-    return out
-
-
-def load_state_dict_checked(model: nn.Module, sd: dict, assign: bool = False) -> None:
-    """Strict load with one clear error listing missing, unexpected and mis-shaped keys."""
-    sd = clean_state_dict(sd)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    misshaped = [
-        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)
-    ]
-    if missing or unexpected or misshaped:
-
-        def show(title, items):
-            if not items:
-                return ""
-            more = f" ... and {len(items) - 8} more" if len(items) > 8 else ""
-            return f"\n  {title} ({len(items)}): " + ", ".join(items[:8]) + more
-
-        raise ValueError(
-            "state dict does not match the model (the official key names of docs/REFERENCE.md §1 are accepted, "
-            "optionally with `_orig_mod.` or `module.` inside):"
-            + show("missing", missing) + show("unexpected", unexpected) + show("mis-shaped", misshaped)
-        )
-    model.load_state_dict(sd, strict=True, assign=assign)
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in model.parameters())
+def _is_hub_id(name) -> bool:
+    """"owner/name": a Hugging Face hub id (diffusers downloads it, or reads its cache offline)."""
+    parts = str(name).split("/")
+    return len(parts) == 2 and all(parts) and not str(name).startswith((".", "~"))
