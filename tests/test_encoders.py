@@ -274,3 +274,48 @@ def test_bundled_minilm_is_saved_as_a_reference(tmp_path):
     enc.save_pretrained(tmp_path / "full", copy_bundled=True)
     assert (tmp_path / "full" / "config.json").is_file() and not (tmp_path / "full" / BUNDLED_NAME).exists()
     assert not TextEncoder.from_pretrained(tmp_path / "full").bundled
+
+
+# ---------------------------------------------------------------------------------------------
+# as diffusers components
+def test_encode_and_decode_run_through_forward(vae, minilm):
+    """Offloading hooks sit on forward: every use of the wrappers must pass there."""
+    from diffusers import ModelMixin
+
+    assert isinstance(vae, ModelMixin) and isinstance(minilm, ModelMixin)
+    calls = []
+    handles = [m.register_forward_pre_hook(lambda mod, args, kwargs: calls.append(type(mod).__name__),
+                                           with_kwargs=True) for m in (vae, minilm)]
+    try:
+        z = vae.encode(_pixels(1, 1, 16, 16), device="cpu")
+        vae.raw_mode(_pixels(1, 1, 16, 16))
+        vae.decode(z)
+        feats, mask = minilm.encode(["a red circle"], device="cpu")
+    finally:
+        for h in handles:
+            h.remove()
+    assert calls == ["VideoVAE"] * 3 + ["TextEncoder"]
+    assert feats.device.type == mask.device.type == "cpu"
+
+
+def test_loaders_take_diffusers_keywords(vae, tmp_path):
+    vae.save_pretrained(tmp_path / "vae")
+    half = VideoVAE.from_pretrained(tmp_path / "vae", torch_dtype=torch.bfloat16, low_cpu_mem_usage=True)
+    assert half.dtype == torch.bfloat16
+    enc = TextEncoder.from_pretrained(None, torch_dtype=None, device_map={"": "cpu"}, low_cpu_mem_usage=True,
+                                      variant=None, use_safetensors=None, disable_mmap=False)
+    assert enc.dtype == torch.float32 and enc.bundled
+    with pytest.raises(ValueError, match="variant is not supported for the text encoder"):
+        TextEncoder.from_pretrained(None, variant="fp16")
+
+
+def test_pipeline_text_encoder_finds_its_sibling_tokenizer(tmp_path):
+    from lumina_video.encoders.text import _pipeline_tokenizer
+
+    enc = TextEncoder.from_pretrained()
+    enc.save_pretrained(tmp_path / "text_encoder", tmp_path / "tokenizer", copy_bundled=True)
+    assert _pipeline_tokenizer(tmp_path / "text_encoder") is None  # a loose folder: no pipeline around it
+    (tmp_path / "model_index.json").write_text("{}")  # inside a pipeline folder: PIPELINE/tokenizer
+    assert _pipeline_tokenizer(tmp_path / "text_encoder") == tmp_path / "tokenizer"
+    back = TextEncoder.from_pretrained(tmp_path / "text_encoder")
+    assert torch.equal(back.encode(["a red circle"])[1], enc.encode(["a red circle"])[1])

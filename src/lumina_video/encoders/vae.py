@@ -16,6 +16,11 @@ temporal patch 2 further needs an even latent count (8m frames) for the (2,2,2) 
 Time is processed in chunks inside diffusers (8 frames per encoder call, 2 latent frames per decoder
 call, with a causal conv cache between chunks), so memory does not grow with the video's length;
 `slicing` splits the batch, `tiling` splits height and width.
+
+`VideoVAE` is a diffusers `ModelMixin` so that a pipeline folder can name it (["lumina_video",
+"VideoVAE"] in model_index.json) and `DiffusionPipeline.from_pretrained` loads it from a plain diffusers
+`AutoencoderKLCogVideoX` folder. `encode` and `decode` run through `forward`, so the hooks of
+diffusers' offloading (`enable_model_cpu_offload`, `enable_group_offload`) see every use.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import math
 from pathlib import Path
 
 import torch
-from torch import nn
+from diffusers import ModelMixin
 
 from .. import files
 from .._checks import positive_int
@@ -44,7 +49,7 @@ def tiny_config(latent_channels: int = 16, channels: int = 8, layers_per_block: 
     )
 
 
-class VideoVAE(nn.Module):
+class VideoVAE(ModelMixin):
     """Wraps an `AutoencoderKLCogVideoX`: scaled latents in, pixels in [-1, 1] out."""
 
     def __init__(self, vae, tiling: bool = False, slicing: bool = False):
@@ -131,26 +136,39 @@ class VideoVAE(nn.Module):
         self.vae.use_slicing = bool(on)
 
     # -- encode / decode ----------------------------------------------------------------------
-    @torch.no_grad()
-    def raw_mode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The unscaled posterior mode (B, C_lat, F', H/8, W/8) of pixels (B, 3, F, H, W) in [-1, 1]."""
-        self._check_pixels(pixels)
-        x = pixels.to(device=self.device, dtype=self.dtype)
-        return self.vae.encode(x).latent_dist.mode()
-
-    @torch.no_grad()
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels (B, 3, F, H, W) in [-1, 1] -> latents (B, C_lat, ceil(F/4), H/8, W/8), fp32, scaled."""
-        return ((self.raw_mode(pixels).float() - self.shift) * self.scale)
-
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """latents (B, C_lat, T, h, w) -> pixels (B, 3, num_frames(T), 8h, 8w) in [-1, 1], fp32."""
-        if latents.dim() != 5 or latents.shape[1] != self.latent_channels:
-            raise ValueError(f"latents have shape {tuple(latents.shape)}; "
-                             f"expected (B, {self.latent_channels}, T, h, w)")
-        z = latents.to(device=self.device, dtype=self.dtype) / self.scale + self.shift
+    def forward(self, x: torch.Tensor, encode: bool = False, device=None, raw: bool = False) -> torch.Tensor:
+        """decode(x), or encode(x) when `encode` (the unscaled mode when `raw`): the one entry point,
+        so that offloading hooks on forward fire for both. `device`: where to compute (default: where
+        the weights are)."""
+        device = self.device if device is None else torch.device(device)
+        if encode:
+            mode = self._raw_mode(x, device)
+            return mode if raw else (mode.float() - self.shift) * self.scale
+        if x.dim() != 5 or x.shape[1] != self.latent_channels:
+            raise ValueError(f"latents have shape {tuple(x.shape)}; expected (B, {self.latent_channels}, T, h, w)")
+        z = x.to(device=device, dtype=self.dtype) / self.scale + self.shift
         return self.vae.decode(z).sample.float().clamp(-1.0, 1.0)
+
+    def _raw_mode(self, pixels: torch.Tensor, device) -> torch.Tensor:
+        self._check_pixels(pixels)
+        return self.vae.encode(pixels.to(device=device, dtype=self.dtype)).latent_dist.mode()
+
+    @torch.no_grad()
+    def raw_mode(self, pixels: torch.Tensor, device=None) -> torch.Tensor:
+        """The unscaled posterior mode (B, C_lat, F', H/8, W/8) of pixels (B, 3, F, H, W) in [-1, 1]."""
+        return self(pixels, encode=True, device=device, raw=True)
+
+    @torch.no_grad()
+    def encode(self, pixels: torch.Tensor, device=None) -> torch.Tensor:
+        """pixels (B, 3, F, H, W) in [-1, 1] -> latents (B, C_lat, ceil(F/4), H/8, W/8), fp32, scaled:
+        (mode - shift) * scale."""
+        return self(pixels, encode=True, device=device)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, device=None) -> torch.Tensor:
+        """latents (B, C_lat, T, h, w) -> pixels (B, 3, num_frames(T), 8h, 8w) in [-1, 1], fp32:
+        decoder(latents / scale + shift)."""
+        return self(latents, device=device)
 
     def _check_pixels(self, pixels: torch.Tensor) -> None:
         in_ch = int(self.vae.config.in_channels)
@@ -175,19 +193,25 @@ class VideoVAE(nn.Module):
         return cls(AutoencoderKLCogVideoX(**config), **kwargs)
 
     @classmethod
-    def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu", **kwargs) -> VideoVAE:
+    def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu", tiling: bool = False,
+                        slicing: bool = False, **kwargs) -> VideoVAE:
         """From a diffusers folder (config.json + diffusion_pytorch_model.safetensors), e.g. the `vae/`
-        folder of THUDM/CogVideoX-2b."""
+        folder of THUDM/CogVideoX-2b. Other keywords are diffusers' loading options (torch_dtype,
+        device_map, variant, quantization_config, ...), passed on to `AutoencoderKLCogVideoX.from_pretrained`;
+        so DiffusionPipeline.from_pretrained can load this class as a pipeline component."""
         from diffusers import AutoencoderKLCogVideoX
 
         folder = Path(folder)
         if not (folder / "config.json").is_file() or not any((folder / n).is_file() for n in WEIGHTS_FILES):
             raise FileNotFoundError(f"{folder} is not a VAE folder: expected config.json and {WEIGHTS_FILES[0]} "
                                     f"(the `vae/` folder of a CogVideoX-2b download, or VideoVAE.save_pretrained)")
-        vae = AutoencoderKLCogVideoX.from_pretrained(str(folder), local_files_only=True)
         if dtype is not None:
-            vae = vae.to(dtype)
-        return cls(vae.to(device), **kwargs)
+            kwargs["torch_dtype"] = dtype
+        kwargs.setdefault("local_files_only", True)
+        vae = AutoencoderKLCogVideoX.from_pretrained(str(folder), **kwargs)
+        if kwargs.get("device_map") is None:
+            vae = vae.to(device)
+        return cls(vae, tiling=tiling, slicing=slicing)
 
     def save_pretrained(self, folder) -> None:
         """Write the diffusers folder; it appears whole or not at all."""
