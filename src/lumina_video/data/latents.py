@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .. import files
 from .._checks import integer, positive_int, positive_number, short_reason
-from ..devices import default_device, parse_dtype
+from ..devices import check_device, parse_dtype
 from .buckets import make_buckets, nearest_bucket
 from .dataset import to_pixels
 from .manifest import read_manifest, write_manifest
@@ -137,7 +137,7 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
 def cli_main(args) -> int:
     from ..encoders.vae import VideoVAE
 
-    vae = VideoVAE.from_pretrained(args.vae, device=args.device or default_device()).eval()
+    vae = VideoVAE.from_pretrained(args.vae, device=check_device(args.device)).eval()
     summary = extract_latents(args.manifest, vae, fps=args.fps, size=args.size, max_frames=args.max_frames,
                               out=args.out, latent_dir=args.latent_dir, dtype=parse_dtype(args.dtype, LATENT_DTYPES),
                               progress=not args.no_progress)
