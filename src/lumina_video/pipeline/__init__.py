@@ -99,10 +99,15 @@ class LuminaVideoPipeline(DiffusionPipeline):
             raise ValueError(f"the transformer has {transformer.in_channels} input channels but the VAE "
                              f"{vae.latent_channels} latent channels")
         self.register_modules(transformer=transformer.eval().requires_grad_(False), vae=vae, text_encoder=text_encoder)
-        self.register_to_config(**{k: list(library_tuple(getattr(self, k))) for k in COMPONENTS}, defaults=defaults,
-                                _format_version=FORMAT_VERSION, _lumina_video_version=__version__)
         self.defaults = {**FALLBACK_DEFAULTS, **(defaults or {})}
         self.default_sampling = sampling_from(self.defaults["sampling"])
+        self.register_to_config(**{k: list(library_tuple(getattr(self, k))) for k in COMPONENTS},
+                                defaults=self.index_defaults(), _format_version=FORMAT_VERSION,
+                                _lumina_video_version=__version__)
+
+    def index_defaults(self) -> dict:
+        """The generation defaults as model_index.json keeps them: the sampling in the official format."""
+        return dict(self.defaults, sampling=self.default_sampling.to_official())
 
     def enable_model_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str | None = None):
         """DiffusionPipeline's model offload (accelerate hooks: each part moves to `device` while it
@@ -320,7 +325,7 @@ class LuminaVideoPipeline(DiffusionPipeline):
         index = {"_class_name": type(self).__name__, "_diffusers_version": diffusers.__version__,
                  "_lumina_video_version": __version__, "_format_version": FORMAT_VERSION,
                  **{k: list(library_tuple(getattr(self, k))) for k in COMPONENTS},
-                 "defaults": dict(self.defaults, sampling=self.default_sampling.to_official())}
+                 "defaults": self.index_defaults()}
         with files.atomic_dir(folder) as tmp:
             self.transformer.save_pretrained(tmp / "transformer", dtype=dtype)
             self.vae.save_pretrained(tmp / "vae")
