@@ -1,5 +1,9 @@
 """Attention: self-attention over an item's own tokens plus gated text cross-attention (docs/REFERENCE.md §1).
 
+The cross-attention branch (one query shared with the self-attention, LayerNorm on its keys, a tanh gate
+per head, zero-initialised by the models) is also the V2A model's co-attention over [video ; text] keys,
+whose video keys are rotated by their time on the audio timeline (`y_freqs`).
+
 Kernels:
 - `sdpa_attention`: torch's scaled_dot_product_attention with a key-padding mask (CPU and GPU, default).
 - `varlen_attention`: packs the real tokens of a padded batch and calls a variable-length kernel
@@ -125,9 +129,12 @@ class Attention(nn.Module):
         self.k_norm = norm(kv_width)
         self.ky_norm = norm(kv_width)
 
-    def forward(self, x, x_mask, freqs, y, y_mask):
+    def forward(self, x, x_mask, freqs, y, y_mask, y_freqs=None):
         """x (B, L, dim), x_mask (B, L) bool or None, freqs (B, L, head_dim/2) complex,
-        y (B, S, cap_feat_dim), y_mask (B, S) bool -> (B, L, dim)."""
+        y (B, S, cap_feat_dim), y_mask (B, S) bool, y_freqs (B, S, head_dim/2) complex or None -> (B, L, dim).
+
+        `y_freqs`: rotations of the cross-attention keys (the V2A model's video frames on the audio
+        timeline; identity, 1 + 0j, for keys without position); None = no rotation (the video model's text)."""
         b, n, _ = x.shape
         hd = self.head_dim
         q = self.q_norm(self.wq(x)).view(b, n, self.n_heads, hd)
@@ -140,6 +147,8 @@ class Attention(nn.Module):
         s = y.shape[1]
         ky = self.ky_norm(self.wk_y(y)).view(b, s, self.n_kv_heads, hd)
         vy = self.wv_y(y).view(b, s, self.n_kv_heads, hd)
+        if y_freqs is not None:
+            ky = apply_rope(ky, y_freqs)
         out_y = attend(q, ky, vy, x_mask, y_mask, self.backend)  # text: no RoPE on keys
         out = out + out_y * torch.tanh(self.gate).to(out_y.dtype).view(1, 1, -1, 1)
         return self.wo(out.flatten(2))

@@ -15,6 +15,11 @@ def ffn_hidden_dim(dim: int, multiple_of: int, ffn_dim_multiplier: float | None)
     return multiple_of * ((h + multiple_of - 1) // multiple_of)
 
 
+def per_token(modulation: torch.Tensor) -> torch.Tensor:
+    """adaLN values of a per-item condition (B, k) as (B, 1, k), broadcast over tokens; per-token (B, L, k) as is."""
+    return modulation[:, None] if modulation.dim() == 2 else modulation
+
+
 class RMSNorm(nn.Module):
     """RMS normalisation computed in fp32 and cast back, then a learned per-channel weight."""
 
@@ -68,12 +73,14 @@ class TransformerBlock(nn.Module):
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 4 * dim))
 
     def forward(self, x: torch.Tensor, x_mask: torch.Tensor | None, freqs: torch.Tensor, cap_feats: torch.Tensor,
-                cap_mask: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+                cap_mask: torch.Tensor, c: torch.Tensor, cap_freqs: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, L, dim), x_mask (B, L) bool or None (all real), freqs (B, L, head_dim/2) complex RoPE
-        factors, cap_feats (B, S, cap_feat_dim), cap_mask (B, S) bool, c (B, cond_dim) -> (B, L, dim)."""
-        scale_msa, gate_msa, scale_mlp, gate_mlp = self.adaLN_modulation(c)[:, None].chunk(4, dim=-1)
+        factors, cap_feats (B, S, cap_feat_dim), cap_mask (B, S) bool, c (B, cond_dim) per item or
+        (B, L, cond_dim) per token (adaLN with a per-token condition), cap_freqs (B, S, head_dim/2) complex
+        rotations of the caption keys or None (none) -> (B, L, dim)."""
+        scale_msa, gate_msa, scale_mlp, gate_mlp = per_token(self.adaLN_modulation(c)).chunk(4, dim=-1)
         y = self.attention_y_norm(cap_feats)
-        h = self.attention(self.attention_norm1(x) * (1 + scale_msa), x_mask, freqs, y, cap_mask)
+        h = self.attention(self.attention_norm1(x) * (1 + scale_msa), x_mask, freqs, y, cap_mask, cap_freqs)
         x = x + torch.tanh(gate_msa) * self.attention_norm2(h)
         h = self.feed_forward(self.ffn_norm1(x) * (1 + scale_mlp))
         return x + torch.tanh(gate_mlp) * self.ffn_norm2(h)
@@ -88,6 +95,6 @@ class FinalLayer(nn.Module):
         self.linear = nn.Linear(dim, out_dim)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, dim))
 
-    def forward(self, x, c):  # (B, L, dim), (B, cond_dim) -> (B, L, out_dim)
-        scale = self.adaLN_modulation(c)[:, None]
+    def forward(self, x, c):  # (B, L, dim), (B, cond_dim) or (B, L, cond_dim) -> (B, L, out_dim)
+        scale = per_token(self.adaLN_modulation(c))
         return self.linear(self.norm_final(x) * (1 + scale))

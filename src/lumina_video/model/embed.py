@@ -74,22 +74,30 @@ def check_divisible(shape_cfhw, pt: int, p: int, what: str = "input") -> None:
         raise ValueError(f"{what} of shape (C, F, H, W) = {tuple(shape_cfhw)}: " + "; ".join(bad))
 
 
-def patchify(x: torch.Tensor, pt: int, p: int) -> torch.Tensor:
-    """(B, C, F, H, W) -> (B, F/pt * H/p * W/p, pt*p*p*C). An image (F == 1) is repeated pt times."""
+def _spatial(p) -> tuple[int, int]:
+    """A spatial patch as (ph, pw): an int p is square (p, p)."""
+    return (p, p) if isinstance(p, int) else (int(p[0]), int(p[1]))
+
+
+def patchify(x: torch.Tensor, pt: int, p) -> torch.Tensor:
+    """(B, C, F, H, W) -> (B, F/pt * H/ph * W/pw, pt*ph*pw*C), p = ph = pw or (ph, pw). An image (F == 1)
+    is repeated pt times. The V2A model's audio latent (B, C, T, M) is patchified as (B, C, T, M, 1)."""
     b, c, f, h, w = x.shape
+    ph, pw = _spatial(p)
     if f == 1 and pt > 1:
         x = x.expand(b, c, pt, h, w)
         f = pt
-    x = x.reshape(b, c, f // pt, pt, h // p, p, w // p, p)
-    x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)  # (B, F', H', W', pt, p, p, C)
-    return x.reshape(b, (f // pt) * (h // p) * (w // p), pt * p * p * c)
+    x = x.reshape(b, c, f // pt, pt, h // ph, ph, w // pw, pw)
+    x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)  # (B, F', H', W', pt, ph, pw, C)
+    return x.reshape(b, (f // pt) * (h // ph) * (w // pw), pt * ph * pw * c)
 
 
-def unpatchify(tokens: torch.Tensor, out_shape_cfhw, pt: int, p: int) -> torch.Tensor:
-    """(B, N, pt*p*p*C) -> (B, C, F, H, W), the inverse of `patchify`; an image keeps its first frame."""
+def unpatchify(tokens: torch.Tensor, out_shape_cfhw, pt: int, p) -> torch.Tensor:
+    """(B, N, pt*ph*pw*C) -> (B, C, F, H, W), the inverse of `patchify`; an image keeps its first frame."""
     c, f, h, w = out_shape_cfhw
+    ph, pw = _spatial(p)
     b = tokens.shape[0]
     fp = pt if f == 1 else f
-    x = tokens.reshape(b, fp // pt, h // p, w // p, pt, p, p, c)
+    x = tokens.reshape(b, fp // pt, h // ph, w // pw, pt, ph, pw, c)
     x = x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(b, c, fp, h, w)
     return x[:, :, :1] if f == 1 else x
