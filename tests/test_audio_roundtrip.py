@@ -1,6 +1,5 @@
 """The reconstruction path of eval-audio's ceiling: wave -> mel -> (audio VAE) -> vocoder -> wave."""
 import numpy as np
-import pytest
 import torch
 
 from lumina_video.audio.roundtrip import RoundTrip

@@ -67,7 +67,8 @@ def add_cli_arguments(parser) -> None:
     _folder_options(p, "--model")
     sub.add_parser("holdout", help="print the held-out (colour, shape) pairs the demo model never sees",
                    description="Print the held-out (colour, shape) pairs, comma separated (for synth --holdout).")
-    p = sub.add_parser("results", help="measure a pipeline against the paper's claims; write the results tables (docs/RESULTS.md)",
+    p = sub.add_parser("results",
+                       help="measure a pipeline against the paper's claims; write the results tables (docs/RESULTS.md)",
                        description=run.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_cli_arguments(p)
 
