@@ -48,3 +48,32 @@ def train_flops_per_item(config: NextDiTConfig | dict, tokens: int, cap_len: int
 def peak_bf16_flops(device_name: str) -> float | None:
     """Peak dense bf16 FLOP/s of a GPU by its name (e.g. "NVIDIA H100 80GB HBM3"), None if unknown."""
     return next((tflops * 1e12 for key, tflops in PEAK_BF16_TFLOPS.items() if key in device_name), None)
+
+
+def v2a_flops_per_item(config, latent_frames: int, mel_rows: int, visual_tokens: int, text_tokens: int) -> float:
+    """Forward FLOPs of the V2A model (model/v2a.py) on one item, counted as `flops_per_item`.
+
+    N = (latent_frames / pt) (mel_rows / pf) audio tokens in K = latent_frames / pt columns, S = Fv + L
+    context keys (visual + text, projected to dim), kv = n_kv_heads head_dim, h the FFN width, D' = cond_dim:
+        per block  2 N (2 dim^2 + 2 dim kv + 3 dim h)     [wq, wo, wk, wv, SwiGLU]
+                   + 2 S dim 2 kv                          [wk_y, wv_y on the context]
+                   + 4 N N dim + 4 N S dim                 [self- and co-attention: QK^T and AV]
+                   + 2 N D' 4 dim                          [adaLN per token]
+        once       4 N dim pt pf C + 2 N D' dim            [patch embedder, final linear, final adaLN]
+                   + 2 Fv Dv dim + 2 L Dt dim              [visual and text projections]
+                   + 2 K Ds D'                             [sync embedder per column]
+    Not counted: the time and pooled embedders (per item), norms, RoPE, softmax, the sync interpolation.
+    `config`: a V2AConfig or `model.config`."""
+    from .v2a_config import V2AConfig
+
+    cfg = V2AConfig.from_dict(config) if isinstance(config, dict) else config
+    k = latent_frames // cfg.patch_time
+    n, s, dim, dc = k * (mel_rows // cfg.patch_freq), visual_tokens + text_tokens, cfg.dim, cfg.cond_dim
+    kv = cfg.n_kv_heads * cfg.head_dim
+    h = ffn_hidden_dim(dim, cfg.multiple_of, cfg.ffn_dim_multiplier)
+    block = (2 * n * (2 * dim * dim + 2 * dim * kv + 3 * dim * h) + 2 * s * dim * 2 * kv
+             + 4 * n * n * dim + 4 * n * s * dim + 2 * n * dc * 4 * dim)
+    once = (4 * n * dim * cfg.patch_time * cfg.patch_freq * cfg.in_channels + 2 * n * dc * dim
+            + 2 * visual_tokens * cfg.visual_feat_dim * dim + 2 * text_tokens * cfg.text_feat_dim * dim
+            + 2 * k * cfg.sync_feat_dim * dc)
+    return float(cfg.n_layers * block + once)

@@ -1,0 +1,101 @@
+"""The V2A Next-DiT's architecture, stated once (Lumina-V2A, arXiv 2502.06782 appendix D, Figure 8).
+
+`V2AConfig` holds the constructor arguments of `V2ANextDiT`; `to_dict()` is what `config.json` stores
+and what the model registers with diffusers' `ConfigMixin`, `from_dict()` reads it back (metadata keys
+and diffusers' "_" keys skipped, an unknown key is a ValueError). The defaults are the "V2A-L" size
+over the audio VAE of `lumina_video.audio` (8 channels, 16 mel rows, 25 latent frames/s).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from .. import _checks
+from .config import METADATA_KEYS
+
+V2A_AXES_LENS = (2048, 64)  # RoPE limits in tokens: (time, frequency); 2048 tokens = 81.9 s at (1, 2)
+
+
+@dataclass
+class V2AConfig:
+    """Architecture of a `V2ANextDiT`.
+
+    in_channels:        audio VAE latent channels C (8).
+    latent_rate:        audio latent frames per second (25 for the AudioLDM-shaped VAE: 100 mel frames/s / 4).
+    patch_time, patch_freq: the patch (pt, pf) in latent frames x mel rows; tokens are time-major.
+    dim, n_layers:      transformer width and depth.
+    n_heads, n_kv_heads: query heads and key/value heads (None means n_heads); head_dim = dim / n_heads
+                        must be divisible by 4 (2D RoPE: half the channels rotate with time, half with frequency).
+    multiple_of, ffn_dim_multiplier, norm_eps, qk_norm: as in NextDiTConfig.
+    visual_feat_dim:    width of the per-frame visual features (CLIP image embeddings).
+    text_feat_dim:      width of the text token features (CLIP text encoder states).
+    sync_feat_dim:      width of the high-frame-rate sync features (Synchformer: 768).
+    rope_theta:         base of the RoPE frequencies (10000: time runs to hundreds of tokens).
+    t_scale:            t in [0, 1] is multiplied by this before its sinusoidal embedding.
+    axes_lens:          RoPE table limits in tokens (time, frequency).
+    """
+
+    in_channels: int = 8
+    latent_rate: float = 25.0
+    patch_time: int = 1
+    patch_freq: int = 2
+    dim: int = 1536
+    n_layers: int = 24
+    n_heads: int = 24
+    n_kv_heads: int | None = 8
+    multiple_of: int = 256
+    ffn_dim_multiplier: float | None = None
+    norm_eps: float = 1e-5
+    qk_norm: bool = True
+    visual_feat_dim: int = 1024
+    text_feat_dim: int = 1024
+    sync_feat_dim: int = 768
+    rope_theta: float = 10000.0
+    t_scale: float = 1000.0
+    axes_lens: tuple[int, int] = V2A_AXES_LENS
+
+    def __post_init__(self):
+        self.axes_lens = tuple(self.axes_lens)
+        for key in ("in_channels", "patch_time", "patch_freq", "dim", "n_layers", "n_heads", "multiple_of",
+                    "visual_feat_dim", "text_feat_dim", "sync_feat_dim"):
+            _checks.positive_int(getattr(self, key), key)
+        _checks.positive_number(self.latent_rate, "latent_rate")
+        self.n_kv_heads = self.n_heads if self.n_kv_heads is None else _checks.positive_int(self.n_kv_heads,
+                                                                                              "n_kv_heads")
+        if self.dim % self.n_heads or (self.dim // self.n_heads) % 4:
+            raise ValueError(f"dim {self.dim} / n_heads {self.n_heads} must be an integer head_dim divisible by 4 "
+                             f"(2D RoPE over time and frequency)")
+        if len(self.axes_lens) != 2:
+            raise ValueError(f"axes_lens must be two token limits (time, frequency), got {list(self.axes_lens)}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def cond_dim(self) -> int:
+        """Width of the conditioning vectors c (min(dim, 1024), as the video model)."""
+        return min(self.dim, 1024)
+
+    @property
+    def token_rate(self) -> float:
+        """Audio token columns per second: latent_rate / patch_time."""
+        return self.latent_rate / self.patch_time
+
+    def audio_tokens(self, seconds: float, mel_rows: int = 16) -> int:
+        """Tokens of a clip of `seconds`: ceil(seconds * latent_rate / pt) columns x mel_rows / pf rows."""
+        return math.ceil(seconds * self.token_rate - 1e-9) * (mel_rows // self.patch_freq)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["axes_lens"] = list(d["axes_lens"])
+        return d
+
+    @classmethod
+    def from_dict(cls, config) -> V2AConfig:
+        """The config of a `to_dict()` / config.json dict (or `model.config`); unknown keys refused."""
+        accepted = [f.name for f in fields(cls)]
+        unknown = sorted(k for k in set(config) - set(accepted) - METADATA_KEYS if not k.startswith("_"))
+        if unknown:
+            raise ValueError(f"unknown V2A model config keys {unknown}; accepted: {sorted(accepted)}")
+        return cls(**{k: v for k, v in config.items() if k in accepted})
