@@ -270,3 +270,12 @@ def test_bad_input_is_a_one_line_value_error(change, message):
 def test_a_latent_time_not_a_multiple_of_the_time_patch_is_refused():
     with pytest.raises(ValueError, match=r"time 5 is not a positive multiple of the time patch 2"):
         tiny(patch_time=2)(**inputs(t_len=5))
+
+
+def test_gradients_reach_every_parameter():
+    model = perturb(tiny())
+    drop = torch.tensor([True, False])
+    out = model(**inputs(), drop_visual=drop, drop_text=drop, drop_sync=drop)
+    out.square().mean().backward()
+    silent = [name for name, p in model.named_parameters() if p.grad is None or torch.count_nonzero(p.grad) == 0]
+    assert silent == []
