@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "LuminaVideoPipeline": "pipeline", "LuminaVideoPipelineOutput": "pipeline",
-    "MultiScaleNextDiT": "model", "VideoVAE": "encoders", "TextEncoder": "encoders",
+    "MultiScaleNextDiT": "model", "V2ANextDiT": "model", "VideoVAE": "encoders", "TextEncoder": "encoders",
 }
 # The module whose import makes DiffusionPipeline exist; the registration follows it.
 _DIFFUSERS_PIPELINES = "diffusers.pipelines.pipeline_utils"
