@@ -11,6 +11,7 @@ import yaml
 from lumina_video.cli import main as cli_main
 from lumina_video.configs import ConfigError, changes, flatten, to_dict
 from lumina_video.data.synthetic import make_dataset
+from lumina_video.training.build import build_transformer
 from lumina_video.training.loop import TrainState
 from lumina_video.training.trainer import train
 from lumina_video.training.vae_trainer import load_vae_config, train_vae
@@ -114,3 +115,22 @@ def test_vae_resume_with_changed_lr_and_architecture(tmp_path, pixels):
     assert changed["step"] == 2 and changed["changes"]["lr"] == [3e-4, 1e-4]
     optimizer = torch.load(run / "checkpoints/step_00000004/optimizer.pt", weights_only=True)
     assert {g["lr"] for g in optimizer["param_groups"]} == {1e-4}
+
+
+def test_the_dit_log_counts_model_flops(tmp_path):
+    """Every logged step carries the model FLOP rate: per item 3 x flops_per_item (forward + backward) with
+    its own token and caption counts, so FLOP/s over tokens/s is fixed by the shapes."""
+    from lumina_video.model.flops import train_flops_per_item
+
+    manifest = write_latent_manifest(tmp_path, 4, media="video", frames=5, size=8)
+    cfg = tiny_config(tmp_path / "run", {"video-1x2": manifest})
+    cfg.stages[0].steps = 2
+    result = train(cfg, text_encoder=text_encoder(), progress=False)
+    entry = result.history[-1]
+    assert entry["tflops_per_s"] > 0 and "mfu" not in entry  # no MFU on a CPU (no peak to divide by)
+    model = build_transformer(cfg)
+    # 8x8 latent, (1,2,2) patches, 4 latent frames after the first is dropped: 4 * 4 * 4 = 64 tokens an item
+    per_token_ratio = entry["tflops_per_s"] * 1e12 / entry["tokens_per_s"]
+    caption_lengths = range(1, 40)
+    candidates = [train_flops_per_item(model.config, 64, c, patch=(1, 2)) / 64 for c in caption_lengths]
+    assert min(candidates) * 0.999 <= per_token_ratio <= max(candidates) * 1.001

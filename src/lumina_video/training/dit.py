@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..model.flops import train_flops_per_item
 from . import distributed
 from .build import make_optimizer, optimizer_settings
 from .config import TrainConfig
@@ -104,6 +105,7 @@ def train_step(model, streams: list[TaskStream], cfg: TrainConfig, env, step: in
     sums = torch.zeros(n, dtype=torch.float64, device=env.device)  # stays on the device: no sync per micro-batch
     counts = torch.zeros(n, dtype=torch.float64)
     samples = tokens = 0
+    flops = 0.0  # model FLOPs of the step's forward + backward passes (model/flops.py)
     shares = [s.next() for s in streams]
     plan = [(ti, mb) for ti, (s, share) in enumerate(zip(streams, shares)) for mb in s.micro_batches(share)]
     for k, (ti, (items, slots, weights)) in enumerate(plan):
@@ -119,7 +121,8 @@ def train_step(model, streams: list[TaskStream], cfg: TrainConfig, env, step: in
         counts[ti] += sum(weights)
         samples += int(sum(weights))
         tokens += mb.tokens
-    host = torch.cat([counts, torch.tensor([samples, tokens], dtype=torch.float64)])
+        flops += step_flops(model.config, mb, stream.task)
+    host = torch.cat([counts, torch.tensor([samples, tokens, flops], dtype=torch.float64)])
     stats = distributed.all_reduce_sum(torch.cat([sums.cpu(), host]), env)
     task_loss = stats[:n] / stats[n:2 * n].clamp(min=1)
     params = [p for p in model.parameters() if p.grad is not None]
@@ -127,5 +130,13 @@ def train_step(model, streams: list[TaskStream], cfg: TrainConfig, env, step: in
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip)) if params else 0.0
     metrics = {"loss": float(task_loss.sum())}
     metrics.update({f"loss/{s.task.name}": float(v) for s, v in zip(streams, task_loss)})
-    metrics.update(grad_norm=grad_norm, samples=int(stats[2 * n]), tokens=int(stats[2 * n + 1]))
+    metrics.update(grad_norm=grad_norm, samples=int(stats[2 * n]), tokens=int(stats[2 * n + 1]),
+                   flops=float(stats[2 * n + 2]))
     return metrics
+
+
+def step_flops(model_config, mb, task) -> float:
+    """Training FLOPs of one micro-batch: per item, with its own token and caption counts."""
+    cap_lens = mb.cap_mask.sum(dim=1).tolist()
+    return sum(train_flops_per_item(model_config, n, int(c), patch=(task.pt, task.p))
+               for n, c in zip(mb.item_tokens, cap_lens))

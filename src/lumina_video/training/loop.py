@@ -66,6 +66,7 @@ class LoopSettings:
     log_every: int
     stop_at: int | None = None
     device: torch.device = torch.device("cpu")
+    peak_flops: float | None = None   # peak FLOP/s of all processes together (CUDA: by GPU name), for the MFU
 
 
 @dataclass
@@ -232,12 +233,17 @@ def run_steps(family: Family, ckpts: CheckpointManager, settings: LoopSettings, 
         check_finite(metrics, state.step + 1, stage.name, last_checkpoint)
         family.update(state)
         state.step += 1
-        log.count(metrics.pop("samples", 0), metrics.pop("tokens", 0))
+        log.count(metrics.pop("samples", 0), metrics.pop("tokens", 0), metrics.pop("flops", 0.0))
         log.step_done(metrics["loss"])
         if state.step % settings.log_every == 0 or state.step == end:
-            samples_s, tokens_s = log.rates()
-            log.write(dict(step=state.step, stage=stage.name, **metrics, lr=stage.lr, samples_per_s=samples_s,
-                           tokens_per_s=tokens_s, memory_mb=peak_memory_mb(settings.device), time=time.time()))
+            samples_s, tokens_s, flops_s = log.rates()
+            rates = dict(samples_per_s=samples_s, tokens_per_s=tokens_s)
+            if flops_s:
+                rates["tflops_per_s"] = flops_s / 1e12
+            if flops_s and settings.peak_flops:
+                rates["mfu"] = flops_s / settings.peak_flops
+            log.write(dict(step=state.step, stage=stage.name, **metrics, lr=stage.lr, **rates,
+                           memory_mb=peak_memory_mb(settings.device), time=time.time()))
         if state.step % settings.checkpoint_every == 0 or state.step in (end, settings.stop_at):
             last_checkpoint = save(family, ckpts, settings, state, log)
         if state.step == settings.stop_at:

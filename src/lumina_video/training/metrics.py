@@ -29,6 +29,7 @@ class RunLog:
         self._window_start = time.perf_counter()
         self._samples = 0
         self._tokens = 0
+        self._flops = 0.0
 
     def start(self, start_step: int) -> None:
         """Keep the entries up to `start_step` (a resumed run's log reads as one run) and open the bar."""
@@ -54,16 +55,17 @@ class RunLog:
         return out
 
     # -- throughput window ---------------------------------------------------------------------
-    def count(self, samples: int, tokens: int) -> None:
+    def count(self, samples: int, tokens: int, flops: float = 0.0) -> None:
         self._samples += samples
         self._tokens += tokens
+        self._flops += flops
 
-    def rates(self) -> tuple[float, float]:
-        """(samples/s, tokens/s) since the last call, then restart the window."""
+    def rates(self) -> tuple[float, float, float]:
+        """(samples/s, tokens/s, model FLOP/s) since the last call, then restart the window."""
         now = time.perf_counter()
         dt = max(now - self._window_start, 1e-9)
-        rates = (self._samples / dt, self._tokens / dt)
-        self._window_start, self._samples, self._tokens = now, 0, 0
+        rates = (self._samples / dt, self._tokens / dt, self._flops / dt)
+        self._window_start, self._samples, self._tokens, self._flops = now, 0, 0, 0.0
         return rates
 
     # -- output --------------------------------------------------------------------------------
@@ -122,4 +124,6 @@ def format_entry(e: dict) -> str:
     return (f"step {e['step']:>6} [{e.get('stage', '')}] loss {e['loss']:.4f} ({tasks}) "
             f"gnorm {e.get('grad_norm', float('nan')):.3f} lr {e.get('lr', 0):.2e} "
             f"{e.get('samples_per_s', 0):.2f} samples/s {e.get('tokens_per_s', 0):.0f} tok/s "
-            f"mem {e.get('memory_mb', 0):.0f} MiB")
+            + (f"{e['tflops_per_s']:.3f} TFLOP/s " if "tflops_per_s" in e else "")
+            + (f"MFU {100 * e['mfu']:.1f}% " if "mfu" in e else "")
+            + f"mem {e.get('memory_mb', 0):.0f} MiB")

@@ -11,7 +11,7 @@ All four draws come from the item's own generator, keyed by (seed, step, task, s
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -29,6 +29,7 @@ class MicroBatch:
     motion: torch.Tensor         # (B,), -1 = no motion condition
     generators: list[torch.Generator]
     tokens: int                  # model tokens of the whole micro-batch (for tokens/s)
+    item_tokens: list[int] = field(default_factory=list)  # per item (the FLOPs count needs N^2 per item)
 
 
 class CaptionEncoder:
@@ -118,8 +119,8 @@ def prepare(items: list[dict], slots: list[int], *, task: TaskConfig, cfg: Train
     x1 = data_latents(items, task, vae, gens, device)
     cap_feats, cap_mask = captions(texts, prompts, device)
     motion = torch.tensor([float(it.get("motion_score", -1.0)) for it in items], device=device)
-    tokens = sum(int(torch.tensor(token_grid(tuple(z.shape), task.pt, task.p)).prod()) for z in x1)
-    return MicroBatch(x1, cap_feats, cap_mask, motion, gens, tokens)
+    item_tokens = [int(torch.tensor(token_grid(tuple(z.shape), task.pt, task.p)).prod()) for z in x1]
+    return MicroBatch(x1, cap_feats, cap_mask, motion, gens, sum(item_tokens), item_tokens)
 
 
 def flow_loss(model, mb: MicroBatch, task: TaskConfig, cfg: TrainConfig) -> torch.Tensor:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import files
+from ..model.flops import peak_bf16_flops
 from . import distributed
 from .build import build_transformer, check_encoders_fit_model, check_model_fits_tasks, load_text_encoder, load_vae
 from .checkpoint import CheckpointManager
@@ -85,6 +86,16 @@ def prepare(cfg: TrainConfig, env, text_encoder, vae) -> RunParts:
     return RunParts(resolve_system_prompt(cfg, text_encoder), model, text_encoder, vae, records, dtype)
 
 
+def peak_flops(env) -> float | None:
+    """bf16 peak FLOP/s of all the run's GPUs (by name; None on a CPU or an unknown GPU): the MFU's unit."""
+    if env.device.type != "cuda":
+        return None
+    import torch
+
+    one = peak_bf16_flops(torch.cuda.get_device_name(env.device))
+    return None if one is None else one * env.world
+
+
 def run(parts: RunParts, env, dataset_factory, stop_at, checkpoint_hook, progress: bool) -> TrainResult:
     """Steps 2-6: the run folder, the wrapped model, resume, the stages, the export."""
     cfg = parts.cfg
@@ -101,7 +112,7 @@ def run(parts: RunParts, env, dataset_factory, stop_at, checkpoint_hook, progres
     ckpts.remove_partial()
     source = {"auto": ckpts.latest(), "never": None}.get(cfg.resume, cfg.resume)
     settings = LoopSettings(run_dir, config_text, architecture, cfg.checkpoint.every, cfg.log_every, stop_at,
-                            env.device)
+                            env.device, peak_flops(env))
     state, notes = TrainState(), []
     log = RunLog(run_dir, enabled=env.is_main, total_steps=sum(s.steps for s in cfg.stages), progress=progress)
     family = DiTFamily(cfg, env, model, captions=CaptionEncoder(parts.text_encoder, cfg.encoders.text_cache),
