@@ -159,6 +159,17 @@ class LuminaV2APipeline(DiffusionPipeline):
         """The transformer's device (diffusers asks every part for `.device`, which plain nn.Modules lack)."""
         return self.transformer.device
 
+    def to(self, device=None, dtype: torch.dtype | None = None) -> LuminaV2APipeline:
+        """Every part to `device`; `dtype` (if given) is the transformer's compute dtype, the rest stay float32.
+        (diffusers' `to` asks each part for `.dtype`, which the audio parts, plain nn.Modules, lack.)"""
+        if isinstance(device, torch.dtype):
+            device, dtype = None, device
+        for part in V2A_PARTS if device is not None else ():
+            torch.nn.Module.to(getattr(self, part), device)
+        if dtype is not None:
+            torch.nn.Module.to(self.transformer, dtype)
+        return self
+
     @property
     def sample_rate(self) -> int:
         return int(self.audio_vae.mel_config.sample_rate)
@@ -245,13 +256,9 @@ class LuminaV2APipeline(DiffusionPipeline):
         x = noise.to(self._execution_device, torch.float32)
         grid = torch.linspace(0.0, 1.0, steps + 1).tolist()
         dtype = self.transformer.dtype
-        bar = self.progress_bar(total=steps) if progress else None
-        for t, t_next in zip(grid[:-1], grid[1:]):
+        pairs = list(zip(grid[:-1], grid[1:]))
+        for t, t_next in self.progress_bar(pairs) if progress else pairs:
             x = x + (t_next - t) * self.velocity(x.to(dtype), t, cond, scale).float()
-            if bar is not None:
-                bar.update()
-        if bar is not None:
-            bar.close()
         return x
 
     # -- 6. decoding ----------------------------------------------------------------------------
@@ -373,17 +380,16 @@ def check_components(transformer, audio_vae, vocoder, sync_encoder, clip, text_e
     feature widths (CLIP, text, sync) vs the V2A model's, and the vocoder's mel and sample rate vs the VAE's."""
     cfg, vae = transformer.cfg, audio_vae
     rows = vae.mel_config.n_mels // vae.downsample
-    pairs = [("audio VAE latent channels", vae.latent_channels, "in_channels", cfg.in_channels),
-             ("audio VAE latent frames/s", vae.latent_rate, "latent_rate", cfg.latent_rate),
-             ("CLIP feature width", clip.dim, "visual_feat_dim", cfg.visual_feat_dim),
-             ("text feature width", text_encoder.dim, "text_feat_dim", cfg.text_feat_dim),
-             ("sync feature width", sync_encoder.dim, "sync_feat_dim", cfg.sync_feat_dim),
+    model = "the V2A model's"
+    pairs = [("audio VAE latent channels", vae.latent_channels, f"{model} in_channels", cfg.in_channels),
+             ("audio VAE latent frames/s", vae.latent_rate, f"{model} latent_rate", cfg.latent_rate),
+             ("CLIP feature width", clip.dim, f"{model} visual_feat_dim", cfg.visual_feat_dim),
+             ("text feature width", text_encoder.dim, f"{model} text_feat_dim", cfg.text_feat_dim),
+             ("sync feature width", sync_encoder.dim, f"{model} sync_feat_dim", cfg.sync_feat_dim),
              ("vocoder sample rate", vocoder.sample_rate, "the audio VAE's mel rate", vae.mel_config.sample_rate),
              ("vocoder mel bins", vocoder.mel_config.n_mels, "the audio VAE's mel bins", vae.mel_config.n_mels)]
     for what, got, name, want in pairs:
         if got != want:
-            raise ValueError(f"mismatched components: {what} is {got:g} but the V2A model's {name} is {want:g}"
-                             if not name.startswith("the ") else
-                             f"mismatched components: {what} is {got:g} but {name} is {want:g}")
+            raise ValueError(f"mismatched components: {what} is {got:g} but {name} is {want:g}")
     if rows % cfg.patch_freq:
         raise ValueError(f"mismatched components: {rows} latent mel rows do not divide by patch_freq {cfg.patch_freq}")
