@@ -1,0 +1,172 @@
+"""Training items of the V2A model: synth-av style records (a video `path`, its `audio_path` wav, a `caption`)
+turned once, at start, into what the frozen encoders give, kept in memory.
+
+Per clip (duration D s, padded to n = max(window, ceil(D)) whole seconds):
+    wave      read_audio(audio_path or path), 16 kHz mono, zero-padded to n s
+    latent    AudioVAE.encode(log-mel(wave)[:100 n])                      # (C, 25 n, M) scaled latents
+    frames    data.video_io.read_video(path) (PyAV) at times i / fps
+    visual    CLIPFrameEncoder.encode_video(frames, times, rate, duration=n)  # (rate n, Dv) at k / rate s
+    sync_in   SmallSyncEncoder.prepare(frames, times, duration=n)        # (25 n, C, S, S) at k / 25 s
+              (a frozen sync encoder's features (25 n, Ds) are computed here instead)
+    masks     a visual / sync step at or after D is padding (False): it shows the clip's last frame
+    text      TextEncoder.encode(all captions)                             # (L, Dt) + mask, one L for all
+
+Windows. A training item is `window` whole seconds starting at a whole second `offset`: whole seconds put
+every grid on integers (25 latents, `rate` CLIP frames and 25 sync frames per second), so a window is a
+slice of each pre-extracted array, and its times start again at 0 (k / rate within the window).
+Clips shorter than the window are padded (silent audio, masked frames), not skipped.
+Records that cannot be read are skipped and counted. The VAE encodes the whole clip once, so a window's
+latents at its edges see the neighbouring audio (the VAE's receptive field), a small, documented difference
+from encoding the window alone.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._checks import short_reason
+from ..audio.media import SAMPLE_RATE, read_audio
+from ..audio.mel import MelSpectrogram
+from ..configs import ConfigError
+from ..data.video_io import read_video
+from ..encoders.clips import frame_times
+from .audio_data import read_records
+
+
+@dataclass
+class V2ADataConfig:
+    manifest: str = ""               # JSON Lines with path (video), audio_path (wav) and caption
+    window_seconds: int = 2          # training window, whole seconds (see the module docstring)
+    clip_rate: float = 8.0           # CLIP frame features per second
+    max_seconds: float = 30.0        # longer clips are refused (skipped and counted)
+    max_clips: int = 0               # use only the first N readable records (0: all)
+
+
+def check_v2a_data(cfg: V2ADataConfig, key: str = "data") -> None:
+    """Read-only checks of the data section."""
+    if not cfg.manifest or not Path(cfg.manifest).is_file():
+        raise ConfigError(f"config key '{key}.manifest': {cfg.manifest!r} does not exist "
+                          "(make one with `lumina-video synth-av`)")
+    if cfg.window_seconds < 1:
+        raise ConfigError(f"config key '{key}.window_seconds' must be a whole number of seconds >= 1, "
+                          f"got {cfg.window_seconds}")
+    if cfg.clip_rate <= 0 or abs(cfg.clip_rate - round(cfg.clip_rate)) > 1e-9:
+        raise ConfigError(f"config key '{key}.clip_rate' must be a whole number of frames per second, "
+                          f"got {cfg.clip_rate}")
+    if cfg.max_clips < 0:
+        raise ConfigError(f"config key '{key}.max_clips' must be >= 0, got {cfg.max_clips}")
+
+
+@dataclass
+class Encoders:
+    """The encoders items are made with: frozen vae, clip and text; sync trained when `train_sync`."""
+    vae: object
+    clip: object
+    text: object
+    sync: torch.nn.Module
+    train_sync: bool = True
+
+
+@dataclass
+class Clip:
+    """One clip's pre-extracted arrays (module docstring); `seconds` = n, `record` the manifest record."""
+    record: dict
+    seconds: int
+    latent: torch.Tensor         # (C, 25 n, M)
+    visual: torch.Tensor         # (rate n, Dv)
+    visual_mask: torch.Tensor    # (rate n,) bool
+    sync: torch.Tensor           # (25 n, C, S, S) prepared frames, or (25 n, Ds) frozen features
+    sync_mask: torch.Tensor      # (25 n,) bool
+    text: torch.Tensor           # (L, Dt)
+    text_mask: torch.Tensor      # (L,) bool
+
+
+class V2AClips:
+    """Every usable clip of a manifest, pre-extracted (module docstring)."""
+
+    def __init__(self, cfg: V2ADataConfig, encoders: Encoders):
+        self.cfg, self.enc = cfg, encoders
+        self.skipped: Counter = Counter()
+        self.mel = MelSpectrogram()
+        root = Path(cfg.manifest).parent
+        raw = []
+        for record in read_records(cfg.manifest):
+            if cfg.max_clips and len(raw) >= cfg.max_clips:
+                break
+            item = self._read(root, record)
+            if item is not None:
+                raw.append(item)
+        if not raw:
+            raise ConfigError(f"{cfg.manifest}: no readable clip to train on ({self.report()})")
+        with torch.no_grad():
+            text, mask = encoders.text.encode([r["caption"] or "" for r, *_ in raw], device="cpu")
+        self.clips = [self._extract(*item, text[i].float(), mask[i].bool()) for i, item in enumerate(raw)]
+
+    def _read(self, root: Path, record: dict):
+        """(record, wave, frames, frame times) or None (counted) when a file is missing or unreadable."""
+        try:
+            wave = read_audio(root / (record.get("audio_path") or record["path"]),
+                              max_seconds=self.cfg.max_seconds).wave
+            frames, fps = read_video(root / record["path"])
+        except (KeyError, ValueError, FileNotFoundError) as e:
+            self.skipped[short_reason(e).split(":")[0][:60]] += 1
+            return None
+        return record, wave, frames, frame_times(len(frames), fps)
+
+    @torch.no_grad()
+    def _extract(self, record, wave, frames, times, text, text_mask) -> Clip:
+        enc, rate = self.enc, round(self.cfg.clip_rate)
+        duration = min(len(wave) / SAMPLE_RATE, len(frames) / _fps(times))
+        n = max(self.cfg.window_seconds, math.ceil(duration - 1e-6))
+        wave = np.pad(wave, (0, max(0, n * SAMPLE_RATE - len(wave))))[: n * SAMPLE_RATE]
+        mel = self.mel(torch.from_numpy(wave.astype(np.float32))[None])[:, : n * 100]  # (1, 100 n, 64)
+        latent = enc.vae.encode(mel)[0].float().cpu()  # (C, 25 n, M)
+        visual, v_times = enc.clip.encode_video(frames, times, rate=rate, duration=n)  # (rate n, Dv)
+        sync_in, s_times = enc.sync.prepare(frames, times, duration=n)  # (25 n, C, S, S)
+        sync = sync_in.cpu() if enc.train_sync else enc.sync(sync_in[None])[0].float().cpu()
+        return Clip(record, n, latent, visual.float().cpu(), torch.from_numpy(v_times < duration),
+                    sync, torch.from_numpy(s_times < duration), text, text_mask)
+
+    def report(self) -> str:
+        kept = f"{len(getattr(self, 'clips', []))} clips"
+        if not self.skipped:
+            return kept
+        return kept + "; skipped " + ", ".join(f"{n} ({why})" for why, n in sorted(self.skipped.items()))
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def offsets(self, index: int) -> int:
+        """The number of whole-second window starts of clip `index`."""
+        return self.clips[index].seconds - self.cfg.window_seconds + 1
+
+    def window(self, index: int, offset: int = 0, visual_from: int | None = None) -> dict:
+        """The window [offset, offset + window) s of clip `index` as the model's keyword inputs of one item
+        (no batch dim) plus `latent`; `visual_from` takes the visual and sync inputs of another clip (the
+        shuffled-video control)."""
+        c, w, rate = self.clips[index], self.cfg.window_seconds, round(self.cfg.clip_rate)
+        v = self.clips[index if visual_from is None else visual_from]
+        if offset + w > min(c.seconds, v.seconds):
+            raise ValueError(f"window at {offset} s does not fit clip {index} ({c.seconds} s)")
+        lat = c.latent.shape[1] // c.seconds  # latents per second (25)
+        sps = v.sync.shape[0] // v.seconds   # sync frames per second (25)
+        vis, syn = slice(offset * rate, (offset + w) * rate), slice(offset * sps, (offset + w) * sps)
+        return dict(latent=c.latent[:, offset * lat:(offset + w) * lat], visual=v.visual[vis],
+                    visual_mask=v.visual_mask[vis], visual_times=torch.arange(w * rate) / rate,
+                    sync=v.sync[syn], sync_mask=v.sync_mask[syn], sync_times=torch.arange(w * sps) / sps,
+                    text=c.text, text_mask=c.text_mask)
+
+
+def _fps(times: np.ndarray) -> float:
+    """The frame rate of constant-rate frame times (1 frame: 1 / s)."""
+    return 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack the items' tensors along a new batch dim (times (B, K))."""
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}

@@ -1,0 +1,267 @@
+"""Train the V2A denoiser (model/v2a.py) on the one training loop (loop.py), with its sync encoder.
+
+    lumina-video train-v2a configs/v2a_tiny.yaml [key=value ...] [--stop-at N] [--no-progress]
+
+Items come pre-extracted from the frozen encoders (v2a_data.py). Item `slot` of step s draws, from
+`item_generator(seed, s, "v2a", slot)` in this order: the clip, the window offset, t, the noise and the
+three drop flags, so a resumed run draws exactly what an uninterrupted one does (no data position):
+
+    t      = time_shift(sample_t(mode), shift)          uniform or logit-normal (flow.py), t = 1 data
+    x_t    = t x1 + (1 - t) x0,  u = x1 - x0             x1 the window's audio latents, x0 ~ N(0, I)
+    drop_c ~ Bernoulli(p_c) for c in visual, text, sync  independently (the model's learned empty embeddings)
+    sync   = SmallSyncEncoder(frames at 25/s)            trained jointly (in the optimizer), or frozen features
+    loss   = mean over items of flow.item_loss(model(x_t, t, conditions, drops), u, vd_weight)
+
+AdamW over the V2A model and (when trained) the sync encoder, gradient clipping, and an EMA of both with the
+warm-up decay min(ema_decay, (1 + step) / (10 + step)). RUN/final holds the EMA weights: `transformer/` (a
+V2ANextDiT folder), `sync_encoder/` (a SmallSyncEncoder folder) and `v2a_components.json` naming the audio VAE,
+CLIP and text encoder and the rates, so a pipeline can be assembled from them. One process; FSDP2 is not wired
+here yet.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import files
+from ..audio.vae import AudioVAE
+from ..configs import ConfigError, load_yaml
+from ..encoders.sync import SmallSyncConfig, SmallSyncEncoder
+from ..flow import interpolate, item_loss, sample_t, target_velocity, time_shift
+from ..model.v2a_presets import V2A_PRESETS, build_v2a_model
+from .audio_vae_trainer import run_audio_family
+from .data import item_generator
+from .ema import EMA
+from .loop import NonFiniteLossError, Stage, TrainState, apply_hyperparameters
+from .v2a_data import Encoders, V2AClips, V2ADataConfig, check_v2a_data, collate
+
+COMPONENTS_NAME = "v2a_components.json"
+DROPS = ("visual", "text", "sync")
+
+
+@dataclass
+class V2AEncodersConfig:
+    audio_vae: str = ""               # an AudioVAE folder (`train-audio-vae`'s RUN/final)
+    clip: str = "tiny-random"         # a CLIP folder, or "tiny-random" (random tiny CLIP, tests)
+    text: str = ""                    # a text encoder folder; "" = the bundled MiniLM
+    sync: str = ""                    # a SmallSyncEncoder folder to start from; "" = new (arch.sync_*)
+    train_sync: bool = True
+
+
+@dataclass
+class V2AArchConfig:
+    """What the trained weights' shapes depend on (resuming with other values is refused)."""
+    preset: str = "V2A-Tiny"
+    patch_time: int = 1
+    patch_freq: int = 2
+    sync_size: int = 64
+    sync_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
+    sync_width: int = 128
+    sync_dim: int = 128
+
+
+@dataclass
+class V2ATrainConfig:
+    run_dir: str = "runs/v2a"
+    seed: int = 0
+    data: V2ADataConfig = field(default_factory=V2ADataConfig)
+    encoders: V2AEncodersConfig = field(default_factory=V2AEncodersConfig)
+    arch: V2AArchConfig = field(default_factory=V2AArchConfig)
+    batch_size: int = 8
+    steps: int = 2000
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    t_sampling: str = "logit_normal"  # or "uniform"
+    t_mean: float = 0.0
+    t_std: float = 1.0
+    shift: float = 1.0
+    vd_weight: float = 0.0
+    drop_visual: float = 0.1
+    drop_text: float = 0.1
+    drop_sync: float = 0.1
+    checkpoint_every: int = 250
+    keep_last: int = 2
+    log_every: int = 25
+
+
+def load_v2a_config(path=None, overrides=()) -> V2ATrainConfig:
+    cfg = load_yaml(V2ATrainConfig, path, overrides)
+    check_v2a_config(cfg)
+    return cfg
+
+
+def check_v2a_config(cfg: V2ATrainConfig) -> None:
+    """Read-only checks; ConfigError names the key."""
+    check_v2a_data(cfg.data)
+    for key in ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(cfg, key)}")
+    if not cfg.encoders.audio_vae or not Path(cfg.encoders.audio_vae).is_dir():
+        raise ConfigError(f"config key 'encoders.audio_vae': {cfg.encoders.audio_vae!r} is not a folder "
+                          "(train one with `lumina-video train-audio-vae`)")
+    if cfg.arch.preset not in V2A_PRESETS:
+        raise ConfigError(f"config key 'arch.preset': {cfg.arch.preset!r}; accepted: {', '.join(V2A_PRESETS)}")
+    if cfg.t_sampling not in ("uniform", "logit_normal"):
+        raise ConfigError(f"config key 't_sampling' must be 'uniform' or 'logit_normal', got {cfg.t_sampling!r}")
+    if cfg.shift <= 0:
+        raise ConfigError(f"config key 'shift' must be > 0, got {cfg.shift}")
+    for name in DROPS:
+        p = getattr(cfg, f"drop_{name}")
+        if not 0 <= p <= 1:
+            raise ConfigError(f"config key 'drop_{name}' must be a probability in [0, 1], got {p}")
+
+
+def build_encoders(cfg: V2ATrainConfig) -> Encoders:
+    """The frozen audio VAE, CLIP and text encoder (eval, no gradients) and the sync encoder."""
+    from ..encoders.text import TextEncoder
+    from ..encoders.visual import CLIPFrameEncoder, tiny_clip_vision_config
+
+    e, a = cfg.encoders, cfg.arch
+    vae = AudioVAE.from_pretrained(e.audio_vae)
+    if e.clip == "tiny-random":
+        clip = CLIPFrameEncoder.from_config(tiny_clip_vision_config(), seed=cfg.seed)
+    else:
+        clip = CLIPFrameEncoder.from_pretrained(e.clip)
+    text = TextEncoder.from_pretrained(e.text or None)
+    if e.sync:
+        sync = SmallSyncEncoder.from_pretrained(e.sync)
+    else:
+        sync_cfg = SmallSyncConfig(size=a.sync_size, channels=tuple(a.sync_channels), width=a.sync_width,
+                                   dim=a.sync_dim)
+        sync = SmallSyncEncoder.from_config(sync_cfg, seed=cfg.seed)
+    for m in (vae, clip, text):
+        m.eval().requires_grad_(False)
+    sync.train(e.train_sync).requires_grad_(e.train_sync)
+    return Encoders(vae, clip, text, sync, e.train_sync)
+
+
+def build_v2a(cfg: V2ATrainConfig, enc: Encoders):
+    """The V2A model sized to the encoders' widths (seeded by cfg.seed)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_v2a_model(cfg.arch.preset, in_channels=enc.vae.latent_channels, latent_rate=enc.vae.latent_rate,
+                               patch_time=cfg.arch.patch_time, patch_freq=cfg.arch.patch_freq,
+                               visual_feat_dim=enc.clip.dim, text_feat_dim=enc.text.dim, sync_feat_dim=enc.sync.dim)
+
+
+class V2AFamily:
+    """The V2A model (+ its sync encoder) as a model family of the one loop: one stage, one batch a step."""
+
+    def __init__(self, cfg: V2ATrainConfig, clips: V2AClips, enc: Encoders):
+        self.cfg, self.clips, self.enc = cfg, clips, enc
+        self.stages = [Stage("v2a", cfg.steps, cfg.lr)]
+        self.model = build_v2a(cfg, enc).train()
+        self.module = nn.ModuleDict({"model": self.model, "sync": enc.sync})  # what checkpoints hold
+        self.params = [p for p in self.module.parameters() if p.requires_grad]
+        self.ema = EMA(self.module, cfg.ema_decay)
+        self.optimizer = torch.optim.AdamW(self.params, **self.hyperparameters())
+        self.report: dict = {}
+
+    def hyperparameters(self) -> dict:
+        return dict(lr=self.cfg.lr, betas=(0.9, 0.99), weight_decay=self.cfg.weight_decay)
+
+    def start_stage(self, index: int, stage: Stage, state: TrainState, optimizer_state: dict | None) -> None:
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state)
+            apply_hyperparameters(self.optimizer, **self.hyperparameters())
+
+    def draw(self, step: int) -> tuple[dict, torch.Tensor, torch.Tensor, dict]:
+        """(batch of windows, t (B,), noise (B, C, T, M), drop flags {name: (B,) bool}) of step `step`."""
+        cfg, items, ts, noise, drops = self.cfg, [], [], [], []
+        for slot in range(cfg.batch_size):
+            g = item_generator(cfg.seed, step, "v2a", slot)
+            i = int(torch.randint(len(self.clips), (1,), generator=g))
+            offset = int(torch.randint(self.clips.offsets(i), (1,), generator=g))
+            items.append(self.clips.window(i, offset))
+            ts.append(sample_t(1, cfg.t_sampling, mean=cfg.t_mean, std=cfg.t_std, generator=g))
+            noise.append(torch.randn(items[-1]["latent"].shape, generator=g))
+            drops.append(torch.rand(len(DROPS), generator=g) < torch.tensor([getattr(cfg, f"drop_{n}") for n in DROPS]))
+        flags = torch.stack(drops)  # (B, 3)
+        t = time_shift(torch.cat(ts), cfg.shift)
+        return collate(items), t, torch.stack(noise), {f"drop_{n}": flags[:, k] for k, n in enumerate(DROPS)}
+
+    def conditions(self, batch: dict) -> dict:
+        """The model's keyword inputs of a collated batch: sync frames through the (trained) sync encoder."""
+        cond = {k: v for k, v in batch.items() if k != "latent"}
+        if self.enc.train_sync:
+            cond["sync"] = self.enc.sync(cond["sync"])  # (B, N, C, S, S) -> (B, N, Ds)
+        return cond
+
+    def forward_backward(self, state: TrainState) -> dict:
+        batch, t, x0, drops = self.draw(state.step)
+        x1 = batch["latent"]
+        pred = self.model(interpolate(x0, x1, t), t, **self.conditions(batch), **drops)
+        loss = item_loss(pred, target_velocity(x0, x1), self.cfg.vd_weight).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
+        return {"loss": loss.item(), "grad_norm": gnorm, "samples": x1.shape[0]}
+
+    def update(self, state: TrainState) -> None:
+        self.optimizer.step()
+        self.ema.update(self.module, decay=min(self.cfg.ema_decay, (1 + state.step) / (10 + state.step)))
+
+    def data_position(self) -> dict:
+        return {}  # items are keyed by step
+
+    def payload(self) -> dict:
+        return dict(model={k: v.detach().contiguous() for k, v in self.module.state_dict().items()},
+                    ema=self.ema.full_state_dict(), optimizer=self.optimizer.state_dict())
+
+    def load_payload(self, loaded: dict) -> None:
+        self.module.load_state_dict(loaded["model"])
+        self.ema.load_full_state_dict(loaded["ema"])
+
+    def export(self, run_dir: Path) -> Path:
+        """The EMA weights into the modules, then RUN/final (module docstring)."""
+        averaged = self.ema.full_state_dict()
+        with torch.no_grad():
+            for name, p in self.module.named_parameters():
+                p.copy_(averaged[name])
+        self.module.eval()
+        final = run_dir / "final"
+        self.model.save_pretrained(final / "transformer")
+        self.enc.sync.save_pretrained(final / "sync_encoder")
+        e = self.cfg.encoders
+        files.write_json(final / COMPONENTS_NAME, {
+            "audio_vae": e.audio_vae, "clip": e.clip, "text_encoder": e.text or "bundled MiniLM",
+            "transformer": "transformer", "sync_encoder": "sync_encoder", "clip_rate": self.cfg.data.clip_rate,
+            "window_seconds": self.cfg.data.window_seconds, "sync_trained": e.train_sync})
+        return final
+
+
+def train_v2a(cfg: V2ATrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
+    """Run (or resume) a V2A training; returns a summary. The family is `summary["family"]`."""
+    torch.manual_seed(cfg.seed)
+    enc = build_encoders(cfg)
+    family = V2AFamily(cfg, V2AClips(cfg.data, enc), enc)
+    out = run_audio_family(family, cfg, stop_at, progress, "train-v2a")
+    return {**out, "family": family}
+
+
+def add_cli_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config (see V2ATrainConfig), e.g. configs/v2a_tiny.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=500 data.manifest=FILE")
+    p.add_argument("--stop-at", type=int, default=None, help="stop (with a checkpoint) at this step")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cli_main(args) -> int:
+    cfg = load_v2a_config(args.config, args.overrides)
+    try:
+        out = train_v2a(cfg, progress=not args.no_progress, stop_at=args.stop_at)
+    except NonFiniteLossError as e:
+        print(f"lumina-video train-v2a: stopped: {e}", file=sys.stderr)
+        return 3
+    if out["finished"]:
+        print(f"train-v2a: {out['step']} steps -> {out['run_dir']}/final")
+    else:
+        print(f"stopped at step {out['step']}; run the same command again to continue ({out['run_dir']})")
+    return 0
