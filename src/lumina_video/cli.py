@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("lumina_video.serve",
               "web demo: a Gradio page for generating videos (127.0.0.1 unless --share-on-network)"),
     "demo": ("lumina_video.demo.cli", "the bundled demo model: install, verify, held-out pairs, results experiment"),
+    "v2a": ("lumina_video.v2a", "a soundtrack for silent videos: NAME.mp4 (with audio) + NAME.wav + NAME.json"),
     "info": ("lumina_video.info", "what a model folder holds: defaults, trained sizes, presets, vocabulary"),
 }
 # third-party libraries whose own warnings and bars a command does not show (module docstring)
