@@ -170,3 +170,26 @@ def test_command_refuses_bad_inputs_in_one_line_and_writes_nothing(folder, tmp_p
     text = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(text) == 1 and message in text[0], text
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_generate_with_audio_writes_a_video_with_its_soundtrack(folder, tmp_path, capsys):
+    """`lumina-video generate PROMPT --audio --audio-model DIR`: the video pipeline's frames get a V2A
+    soundtrack: NAME.mp4 with an AAC track of the video's length, NAME.wav, and the settings in NAME.json."""
+    import json
+
+    import av
+
+    from lumina_video.audio.media import read_audio
+    from lumina_video.cli import main
+
+    out = tmp_path / "gen"
+    assert main(["generate", "a red circle moving to the right", "--num-frames", "8", "--steps", "2", "--seed", "3",
+                 "--name", "clip", "--out", str(out), "--audio", "--audio-model", str(folder), "--no-progress"]) == 0
+    with av.open(str(out / "clip.mp4")) as f:
+        assert len(f.streams.audio) == 1 and len(f.streams.video) == 1
+    record = json.loads((out / "clip.json").read_text())
+    seconds = record["num_frames"] / record["fps"]
+    assert record["audio"]["wav"] == "clip.wav" and record["audio"]["seed"] == 3
+    assert abs(read_audio(out / "clip.wav").duration - seconds) < 1e-3
+    assert main(["generate", "a red circle", "--out", str(out), "--audio", "--no-progress"]) == 2
+    assert "--audio needs --audio-model" in capsys.readouterr().err

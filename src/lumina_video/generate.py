@@ -17,6 +17,7 @@ memory is refused.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
@@ -68,6 +69,12 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     ms.add_argument("--multiscale", dest="multiscale", action="store_true", default=None,
                     help="multi-scale patch schedule (coarse patches first)")
     ms.add_argument("--single-scale", dest="multiscale", action="store_false", help="finest patch only")
+    a = p.add_argument_group("sound (Lumina-V2A)")
+    a.add_argument("--audio", action="store_true",
+                   help="add a soundtrack to each video with a V2A pipeline: NAME.mp4 gets an AAC track, "
+                        "NAME.wav beside it")
+    a.add_argument("--audio-model", metavar="DIR", help="V2A pipeline folder (required with --audio: no bundled V2A "
+                   "model ships yet)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     r.add_argument("--batch-size", type=int, default=1,
@@ -256,6 +263,38 @@ def check_settings(pipe, args, prompts: list[str], device) -> tuple:
     return config, height, width, num_frames
 
 
+def load_audio_pipeline(args, device, seconds: float):
+    """The V2A pipeline of --audio-model on `device`, after checking the video fits its length limit."""
+    if not args.audio_model:
+        raise ValueError("--audio needs --audio-model DIR (a LuminaV2APipeline folder; no bundled V2A model ships yet)")
+    from .pipeline.v2a import LuminaV2APipeline
+
+    v2a = LuminaV2APipeline.from_pretrained(args.audio_model).to(device)
+    limit = float(v2a.defaults.get("max_seconds", float("inf")))
+    if seconds > limit:
+        raise ValueError(f"--audio: the video lasts {seconds:g} s, over the V2A model's limit of {limit:g} s")
+    return v2a
+
+
+def add_soundtracks(v2a, out, prompts: list[str], names: list[str], out_dir: Path, fps: float, seed: int,
+                    progress: bool, audio_model: str) -> None:
+    """Replace each NAME.mp4 of the batch by the same frames with a generated AAC track; write NAME.wav; add
+    the soundtrack's settings and timings to NAME.json."""
+    from . import files
+    from .audio.media import write_video_with_audio, write_wav
+
+    sound = v2a(out.frames, prompts, fps=fps, seed=seed, progress=progress)
+    for i, name in enumerate(names):
+        write_video_with_audio(out_dir / f"{name}.mp4", out.frames[i], fps, sound.audio[i], sound.sample_rate)
+        write_wav(out_dir / f"{name}.wav", sound.audio[i], sound.sample_rate)
+        record_path = out_dir / f"{name}.json"
+        record = json.loads(record_path.read_text())
+        seed_i = None if sound.seeds is None else sound.seeds[i]
+        record["audio"] = dict(model=audio_model, wav=f"{name}.wav", seed=seed_i, sample_rate=sound.sample_rate,
+                               seconds=sound.seconds[i], timings={k: v / len(names) for k, v in sound.timings.items()})
+        files.write_json(record_path, record)
+
+
 def cli_main(args) -> int:
     from tqdm.auto import tqdm
 
@@ -269,6 +308,7 @@ def cli_main(args) -> int:
     load_s = time.perf_counter() - t0
     fps = args.fps or float(pipe.defaults["fps"])
     config, height, width, num_frames = check_settings(pipe, args, prompts, device)  # nothing is written if wrong
+    v2a = load_audio_pipeline(args, device, num_frames / fps) if args.audio else None
     seed_note = f"seed {seed}" + (" (random; --seed repeats it)" if args.seed is None else "")
     print(f"model {model_dir} on {device} ({dtype_name(dtype)}{', offload' if args.offload else ''}), loaded in "
           f"{load_s:.1f}s; {len(prompts)} prompt(s), {num_frames} frames {height}x{width} at {fps:g} fps, {seed_note}")
@@ -292,6 +332,9 @@ def cli_main(args) -> int:
             bar.write(f"wrote {out_dir / names[start + i]}.mp4 (+ .json)  seed {record['seed']}  text "
                       f"{timings['text_s']:.2f}s  denoise {timings['denoise_s']:.2f}s  "
                       f"decode {timings['decode_s']:.2f}s")
+        if v2a is not None:
+            add_soundtracks(v2a, out, batch, names[start: start + len(batch)], out_dir, fps, seed + start,
+                            not args.no_progress, str(args.audio_model))
         bar.update(len(batch))
     bar.close()
     print(f"done: {len(prompts)} video(s) in {out_dir}; total text {totals['text_s']:.2f}s, denoise "
