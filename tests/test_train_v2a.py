@@ -117,3 +117,36 @@ def test_overfit_generates_the_clips_onsets_and_pitch_and_shuffled_video_breaks_
     assert mean(shuffled, "f1") <= 0.35
     assert sum(s["pitch"] for s in own) >= n - 1
     assert np.mean([s["mse"] for s in own]) * 3 < np.mean([s["mse"] for s in shuffled])
+
+
+def test_the_config_file_loads_and_bad_values_name_their_key(clips_and_vae, tmp_path):
+    from lumina_video.configs import ConfigError
+
+    manifest, vae = clips_and_vae
+    base = [f"data.manifest={manifest}", f"encoders.audio_vae={vae}"]
+    cfg = load_v2a_config("configs/v2a_tiny.yaml", base)
+    assert cfg.arch.preset == "V2A-Tiny" and cfg.data.window_seconds == 2 and cfg.encoders.train_sync
+    for bad, message in [("data.window_seconds=0", "'data.window_seconds' must be a whole number"),
+                         ("arch.preset=V2A-XL", "'arch.preset'"), ("t_sampling=beta", "'t_sampling'"),
+                         ("lr=-1", "'lr' must be > 0"),
+                         ("drop_text=1.5", "'drop_text' must be a probability"),
+                         (f"encoders.audio_vae={tmp_path / 'none'}", "'encoders.audio_vae'")]:
+        with pytest.raises(ConfigError, match=message):
+            load_v2a_config(None, [*base, bad])
+
+
+def test_cli_stops_with_exit_3_on_a_non_finite_loss(clips_and_vae, tmp_path, capsys):
+    import argparse
+
+    from lumina_video.training import v2a_trainer
+
+    parser = argparse.ArgumentParser()
+    v2a_trainer.add_cli_arguments(parser)
+    manifest, vae = clips_and_vae
+    (tmp_path / "c.yaml").write_text("{}\n")
+    args = parser.parse_args([str(tmp_path / "c.yaml"), f"data.manifest={manifest}", f"encoders.audio_vae={vae}",
+                              f"run_dir={tmp_path / 'nan'}", "vd_weight=.nan", "steps=3", "batch_size=2",
+                              "arch.sync_size=32", "arch.sync_channels=[8, 16]", "data.window_seconds=1",
+                              "--no-progress"])
+    assert v2a_trainer.cli_main(args) == 3
+    assert "train-v2a: stopped: non-finite loss at step 1 (stage 'v2a')" in capsys.readouterr().err

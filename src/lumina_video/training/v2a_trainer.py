@@ -110,6 +110,8 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
         raise ConfigError(f"config key 'arch.preset': {cfg.arch.preset!r}; accepted: {', '.join(V2A_PRESETS)}")
     if cfg.t_sampling not in ("uniform", "logit_normal"):
         raise ConfigError(f"config key 't_sampling' must be 'uniform' or 'logit_normal', got {cfg.t_sampling!r}")
+    if not cfg.lr > 0:
+        raise ConfigError(f"config key 'lr' must be > 0, got {cfg.lr}")
     if cfg.shift <= 0:
         raise ConfigError(f"config key 'shift' must be > 0, got {cfg.shift}")
     for name in DROPS:
