@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                         "train a small audio VAE (AutoencoderKL over log-mel spectrograms)"),
     "train-vocoder": ("lumina_video.training.vocoder_trainer",
                       "train a small SpeechT5HifiGan vocoder (log-mel -> waveform)"),
+    "train-v2a": ("lumina_video.training.v2a_trainer",
+                  "train a Lumina-V2A model (audio latents from video, text and sync features)"),
     "synth": ("lumina_video.data.synthetic",
               "render the synthetic dataset (clips, images, manifest with ground truth)"),
     "synth-av": ("lumina_video.data.synthetic_av",
