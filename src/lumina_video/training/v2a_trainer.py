@@ -15,8 +15,17 @@ three drop flags, so a resumed run draws exactly what an uninterrupted one does 
 AdamW over the V2A model and (when trained) the sync encoder, gradient clipping, and an EMA of both with the
 warm-up decay min(ema_decay, (1 + step) / (10 + step)). RUN/final holds the EMA weights: `transformer/` (a
 V2ANextDiT folder), `sync_encoder/` (a SmallSyncEncoder folder) and `v2a_components.json` naming the audio VAE,
-CLIP and text encoder and the rates, so a pipeline can be assembled from them. One process; FSDP2 is not wired
-here yet.
+CLIP and text encoder and the rates, so a pipeline can be assembled from them.
+
+Several processes (torchrun, or a group already initialised, e.g. by torch.multiprocessing.spawn; or one
+with `distributed.fsdp: always`): the V2A model is wrapped by `distributed.wrap_model` (FSDP2 per block of
+`model.layers`, then the root; fp32 parameters) and the trained sync encoder by one `fully_shard` on its root
+(it has no block list). Rank r takes slots r, r + W, ... of the global batch of B items (the items are keyed
+by (seed, step, slot), so the ranks' union is one process's batch) and backpropagates
+    loss_r = (W / B) * sum over its slots of item_loss
+FSDP averages gradients over the W processes, so the gradient is (1 / B) * sum over all B items: the one-process
+gradient. Checkpoints hold whole tensors (distributed.model_state_dict / optimizer_state_dict, keyed by
+parameter name), written by the main process, so they resume in any number of processes.
 """
 from __future__ import annotations
 
@@ -30,14 +39,17 @@ from torch import nn
 
 from .. import files
 from ..audio.vae import AudioVAE
-from ..configs import ConfigError, load_yaml
+from ..configs import ConfigError, dump_yaml, load_yaml
 from ..encoders.sync import SmallSyncConfig, SmallSyncEncoder
 from ..flow import interpolate, item_loss, sample_t, target_velocity, time_shift
 from ..model.v2a_presets import V2A_PRESETS, build_v2a_model
-from .audio_vae_trainer import run_audio_family
+from . import distributed
+from .checkpoint import CheckpointManager
 from .data import item_generator
+from .distributed import DistEnv
 from .ema import EMA
-from .loop import NonFiniteLossError, Stage, TrainState, apply_hyperparameters
+from .loop import LoopSettings, NonFiniteLossError, Stage, TrainState, apply_hyperparameters, resume, run_stages
+from .metrics import RunLog
 from .v2a_data import Encoders, V2AClips, V2ADataConfig, check_v2a_data, collate
 
 COMPONENTS_NAME = "v2a_components.json"
@@ -66,12 +78,18 @@ class V2AArchConfig:
 
 
 @dataclass
+class V2ADistributedConfig:
+    fsdp: str = "auto"                # "auto": shard when there are several processes | "always" | "never"
+
+
+@dataclass
 class V2ATrainConfig:
     run_dir: str = "runs/v2a"
     seed: int = 0
     data: V2ADataConfig = field(default_factory=V2ADataConfig)
     encoders: V2AEncodersConfig = field(default_factory=V2AEncodersConfig)
     arch: V2AArchConfig = field(default_factory=V2AArchConfig)
+    distributed: V2ADistributedConfig = field(default_factory=V2ADistributedConfig)
     batch_size: int = 8
     steps: int = 2000
     lr: float = 1e-3
@@ -110,6 +128,9 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
         raise ConfigError(f"config key 'arch.preset': {cfg.arch.preset!r}; accepted: {', '.join(V2A_PRESETS)}")
     if cfg.t_sampling not in ("uniform", "logit_normal"):
         raise ConfigError(f"config key 't_sampling' must be 'uniform' or 'logit_normal', got {cfg.t_sampling!r}")
+    if cfg.distributed.fsdp not in ("auto", "always", "never"):
+        raise ConfigError("config key 'distributed.fsdp' must be 'auto', 'always' or 'never', "
+                          f"got {cfg.distributed.fsdp!r}")
     if not cfg.lr > 0:
         raise ConfigError(f"config key 'lr' must be > 0, got {cfg.lr}")
     if cfg.shift <= 0:
@@ -154,30 +175,54 @@ def build_v2a(cfg: V2ATrainConfig, enc: Encoders):
 
 
 class V2AFamily:
-    """The V2A model (+ its sync encoder) as a model family of the one loop: one stage, one batch a step."""
+    """The V2A model (+ its sync encoder) as a model family of the one loop: one stage, one batch a step.
 
-    def __init__(self, cfg: V2ATrainConfig, clips: V2AClips, enc: Encoders):
+    `shard`: FSDP2 over the process group of `env` (module docstring); else one plain process on the CPU."""
+
+    def __init__(self, cfg: V2ATrainConfig, clips: V2AClips, enc: Encoders, env: DistEnv | None = None,
+                 shard: bool = False):
         self.cfg, self.clips, self.enc = cfg, clips, enc
+        self.env, self.shard = env or DistEnv(), shard
+        if cfg.batch_size < self.env.world:
+            raise ValueError(f"batch_size {cfg.batch_size} is smaller than the {self.env.world} processes")
+        self.device = self.env.device if shard else torch.device("cpu")
         self.stages = [Stage("v2a", cfg.steps, cfg.lr)]
         self.model = build_v2a(cfg, enc).train()
+        if shard:
+            self._shard()
         self.module = nn.ModuleDict({"model": self.model, "sync": enc.sync})  # what checkpoints hold
         self.params = [p for p in self.module.parameters() if p.requires_grad]
-        self.ema = EMA(self.module, cfg.ema_decay)
+        self.ema = EMA(self.module, cfg.ema_decay)  # follows the (sharded) parameters
         self.optimizer = torch.optim.AdamW(self.params, **self.hyperparameters())
         self.report: dict = {}
+
+    def _shard(self) -> None:
+        """FSDP2: the V2A model per block + root (wrap_model), the trained sync encoder on its root."""
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        self.model = distributed.wrap_model(self.model.to(self.device), self.env, shard=True, dtype=torch.float32)
+        if self.enc.train_sync:
+            mesh = init_device_mesh(self.device.type, (self.env.world,))
+            self.enc.sync = fully_shard(self.enc.sync.to(self.device), mesh=mesh)
 
     def hyperparameters(self) -> dict:
         return dict(lr=self.cfg.lr, betas=(0.9, 0.99), weight_decay=self.cfg.weight_decay)
 
     def start_stage(self, index: int, stage: Stage, state: TrainState, optimizer_state: dict | None) -> None:
         if optimizer_state is not None:
-            self.optimizer.load_state_dict(optimizer_state)
+            distributed.load_optimizer_state_dict(self.module, self.optimizer, optimizer_state)
             apply_hyperparameters(self.optimizer, **self.hyperparameters())
 
+    def slots(self) -> range:
+        """This process's slots of the global batch: rank, rank + W, ..."""
+        return range(self.env.rank, self.cfg.batch_size, self.env.world)
+
     def draw(self, step: int) -> tuple[dict, torch.Tensor, torch.Tensor, dict]:
-        """(batch of windows, t (B,), noise (B, C, T, M), drop flags {name: (B,) bool}) of step `step`."""
+        """(batch of windows, t (b,), noise (b, C, T, M), drop flags {name: (b,) bool}) of this process's
+        b slots of step `step`."""
         cfg, items, ts, noise, drops = self.cfg, [], [], [], []
-        for slot in range(cfg.batch_size):
+        for slot in self.slots():
             g = item_generator(cfg.seed, step, "v2a", slot)
             i = int(torch.randint(len(self.clips), (1,), generator=g))
             offset = int(torch.randint(self.clips.offsets(i), (1,), generator=g))
@@ -185,7 +230,7 @@ class V2AFamily:
             ts.append(sample_t(1, cfg.t_sampling, mean=cfg.t_mean, std=cfg.t_std, generator=g))
             noise.append(torch.randn(items[-1]["latent"].shape, generator=g))
             drops.append(torch.rand(len(DROPS), generator=g) < torch.tensor([getattr(cfg, f"drop_{n}") for n in DROPS]))
-        flags = torch.stack(drops)  # (B, 3)
+        flags = torch.stack(drops)  # (b, 3)
         t = time_shift(torch.cat(ts), cfg.shift)
         return collate(items), t, torch.stack(noise), {f"drop_{n}": flags[:, k] for k, n in enumerate(DROPS)}
 
@@ -196,15 +241,22 @@ class V2AFamily:
             cond["sync"] = self.enc.sync(cond["sync"])  # (B, N, C, S, S) -> (B, N, Ds)
         return cond
 
+    def on_device(self, d: dict) -> dict:
+        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in d.items()}
+
     def forward_backward(self, state: TrainState) -> dict:
+        """Gradient of the mean item loss over the global batch (module docstring); metrics are global."""
         batch, t, x0, drops = self.draw(state.step)
+        batch, drops = self.on_device(batch), self.on_device(drops)
+        t, x0 = t.to(self.device), x0.to(self.device)
         x1 = batch["latent"]
         pred = self.model(interpolate(x0, x1, t), t, **self.conditions(batch), **drops)
-        loss = item_loss(pred, target_velocity(x0, x1), self.cfg.vd_weight).mean()
+        losses = item_loss(pred, target_velocity(x0, x1), self.cfg.vd_weight)  # (b,)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (losses.sum() * (self.env.world / self.cfg.batch_size)).backward()
+        total = distributed.all_reduce_sum(losses.detach().sum().double().cpu().reshape(1), self.env)
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
-        return {"loss": loss.item(), "grad_norm": gnorm, "samples": x1.shape[0]}
+        return {"loss": float(total[0]) / self.cfg.batch_size, "grad_norm": gnorm, "samples": self.cfg.batch_size}
 
     def update(self, state: TrainState) -> None:
         self.optimizer.step()
@@ -214,38 +266,84 @@ class V2AFamily:
         return {}  # items are keyed by step
 
     def payload(self) -> dict:
-        return dict(model={k: v.detach().contiguous() for k, v in self.module.state_dict().items()},
-                    ema=self.ema.full_state_dict(), optimizer=self.optimizer.state_dict())
+        """Whole tensors (collective under FSDP; the main process's are written)."""
+        return dict(model=distributed.model_state_dict(self.module),
+                    ema=self.ema.full_state_dict(keep=self.env.is_main),
+                    optimizer=distributed.optimizer_state_dict(self.module, self.optimizer))
 
     def load_payload(self, loaded: dict) -> None:
-        self.module.load_state_dict(loaded["model"])
+        distributed.load_model_state_dict(self.module, loaded["model"])
         self.ema.load_full_state_dict(loaded["ema"])
 
     def export(self, run_dir: Path) -> Path:
-        """The EMA weights into the modules, then RUN/final (module docstring)."""
-        averaged = self.ema.full_state_dict()
-        with torch.no_grad():
-            for name, p in self.module.named_parameters():
-                p.copy_(averaged[name])
+        """The EMA weights into the modules, then RUN/final (module docstring), written by the main process."""
+        averaged = self.ema.full_state_dict(keep=self.env.is_main)
+        distributed.load_model_state_dict(self.module, averaged)
         self.module.eval()
         final = run_dir / "final"
-        self.model.save_pretrained(final / "transformer")
-        self.enc.sync.save_pretrained(final / "sync_encoder")
+        if self.env.is_main:
+            self.write_final(final, averaged)
+        distributed.barrier(self.env)
+        return final
+
+    def write_final(self, final: Path, averaged: dict) -> None:
+        """`transformer/`, `sync_encoder/` (plain modules holding `averaged`) and the components file."""
+        model, sync = self.model, self.enc.sync
+        if self.shard:
+            model = build_v2a(self.cfg, self.enc)
+            sync = SmallSyncEncoder.from_config(self.enc.sync.config)
+            for prefix, m in (("model.", model), ("sync.", sync)):
+                m.load_state_dict({k[len(prefix):]: v for k, v in averaged.items() if k.startswith(prefix)})
+        model.save_pretrained(final / "transformer")
+        sync.save_pretrained(final / "sync_encoder")
         e = self.cfg.encoders
         files.write_json(final / COMPONENTS_NAME, {
             "audio_vae": e.audio_vae, "clip": e.clip, "text_encoder": e.text or "bundled MiniLM",
             "transformer": "transformer", "sync_encoder": "sync_encoder", "clip_rate": self.cfg.data.clip_rate,
             "window_seconds": self.cfg.data.window_seconds, "sync_trained": e.train_sync})
-        return final
 
 
 def train_v2a(cfg: V2ATrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
-    """Run (or resume) a V2A training; returns a summary. The family is `summary["family"]`."""
-    torch.manual_seed(cfg.seed)
-    enc = build_encoders(cfg)
-    family = V2AFamily(cfg, V2AClips(cfg.data, enc), enc)
-    out = run_audio_family(family, cfg, stop_at, progress, "train-v2a")
+    """Run (or resume) a V2A training, in one process or under a process group (module docstring); returns a
+    summary. The family is `summary["family"]`."""
+    env = distributed.setup(force_group=cfg.distributed.fsdp == "always")
+    try:
+        torch.manual_seed(cfg.seed)
+        enc = build_encoders(cfg)
+        shard = cfg.distributed.fsdp != "never" and (env.world > 1 or cfg.distributed.fsdp == "always")
+        family = V2AFamily(cfg, V2AClips(cfg.data, enc), enc, env, shard)
+        out = run_family(family, cfg, env, stop_at, progress)
+    except BaseException:
+        distributed.teardown(env, clean=False)
+        raise
+    distributed.teardown(env)
     return {**out, "family": family}
+
+
+def run_family(family: V2AFamily, cfg: V2ATrainConfig, env: DistEnv, stop_at: int | None, progress: bool) -> dict:
+    """The one loop for the V2A family: config.yaml, resume, the stage, export (files by the main process)."""
+    run_dir = Path(cfg.run_dir)
+    config_text = dump_yaml(cfg)
+    if env.is_main:
+        files.write_text(run_dir / "config.yaml", config_text)
+    log = RunLog(run_dir, enabled=env.is_main, total_steps=cfg.steps, progress=progress, desc="train-v2a")
+    ckpts = CheckpointManager(run_dir / "checkpoints", env, keep_last=cfg.keep_last)
+    ckpts.remove_partial()
+    source = ckpts.latest()
+    settings = LoopSettings(run_dir, config_text, {"arch": vars(cfg.arch)}, cfg.checkpoint_every, cfg.log_every,
+                            stop_at, family.device)
+    state = TrainState()
+    try:
+        optimizer_state, notes = resume(family, ckpts, source, settings, state, is_main=env.is_main,
+                                        tensors=env.is_main or not family.shard,  # sharded: the main process reads
+                                        model_state=None if family.shard else family.module.state_dict())
+        log.start(state.step)
+        for line in [f"data: {family.clips.report()}", *notes]:
+            log.echo(line)
+        out = run_stages(family, ckpts, settings, state, log, optimizer_state, source)
+    finally:
+        log.close()
+    return {"step": out.step, "finished": out.final is not None, "run_dir": str(run_dir), **family.report}
 
 
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
