@@ -217,10 +217,17 @@ def changes(old: dict, new: dict, ignore: tuple[str, ...] = ()) -> dict[str, tup
     return out
 
 
+def at_least_one(cfg, keys) -> None:
+    """ConfigError naming the first of `keys` (attributes of `cfg`) whose value is below 1."""
+    for key in keys:
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(cfg, key)}")
+
+
 def one_of(value, accepted, key: str) -> None:
     if value not in accepted:
         raise ConfigError(f"config key '{key}' is {value!r}; accepted: {', '.join(map(repr, accepted))}")
 
 
 __all__ = ["ConfigError", "from_dict", "to_dict", "apply_override", "read_yaml", "load_yaml", "dump_yaml",
-           "flatten", "changes", "one_of"]
+           "flatten", "changes", "one_of", "at_least_one"]

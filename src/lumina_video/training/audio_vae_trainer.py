@@ -27,13 +27,16 @@ from ..audio.mel import MelSpectrogram
 from ..audio.onsets import detect_onsets, onset_scores
 from ..audio.vae import AudioVAE, tiny_audio_vae_config
 from ..audio.vocoder import GriffinLim
-from ..configs import ConfigError, dump_yaml, load_yaml
+from ..configs import ConfigError, at_least_one, load_yaml
 from .audio_data import AudioClips, AudioDataConfig, check_audio_data
-from .checkpoint import CheckpointManager
-from .distributed import DistEnv
 from .ema import EMA
-from .loop import LoopSettings, NonFiniteLossError, Stage, TrainState, apply_hyperparameters, resume, run_stages
-from .metrics import RunLog
+from .loop import (
+    NonFiniteLossError,
+    Stage,
+    TrainState,
+    apply_hyperparameters,
+    run_one_process,
+)
 
 
 @dataclass
@@ -71,9 +74,7 @@ def load_audio_vae_config(path=None, overrides=()) -> AudioVAETrainConfig:
 def check_audio_vae_config(cfg: AudioVAETrainConfig) -> None:
     """Read-only checks; ConfigError names the key."""
     check_audio_data(cfg.data)
-    for key in ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(cfg, key)}")
+    at_least_one(cfg, ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"))
     if len(cfg.arch.block_out_channels) != 3:
         raise ConfigError("config key 'arch.block_out_channels' needs 3 entries (3 down blocks: 4x, as AudioLDM's VAE)")
     if any(c % cfg.arch.norm_num_groups for c in cfg.arch.block_out_channels):
@@ -93,6 +94,9 @@ class AudioVAEFamily:
         self.ema = EMA(self.vae.model, cfg.ema_decay)
         self.optimizer = torch.optim.AdamW(self.vae.model.parameters(), **self.hyperparameters())
         self.report: dict = {}
+
+    def data_report(self) -> str:
+        return self.clips.report()
 
     def hyperparameters(self) -> dict:
         return dict(lr=self.cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
@@ -172,37 +176,11 @@ def round_trip_report(clips: AudioClips, mel: MelSpectrogram, reconstruct, windo
             "onset_window_s": window}
 
 
-def run_audio_family(family, cfg, stop_at: int | None, progress: bool, desc: str) -> dict:
-    """The one loop for an audio family (one process): config.yaml, resume, stages, export; a summary."""
-    run_dir = Path(cfg.run_dir)
-    config_text = dump_yaml(cfg)
-    files.write_text(run_dir / "config.yaml", config_text)
-    log = RunLog(run_dir, enabled=True, total_steps=cfg.steps, progress=progress, desc=desc)
-    ckpts = CheckpointManager(run_dir / "checkpoints", DistEnv(), keep_last=cfg.keep_last)
-    ckpts.remove_partial()
-    source = ckpts.latest()
-    settings = LoopSettings(run_dir, config_text, {"arch": vars(cfg.arch)}, cfg.checkpoint_every, cfg.log_every,
-                            stop_at)
-    state = TrainState()
-    try:
-        optimizer_state, notes = resume(family, ckpts, source, settings, state, tensors=True,
-                                        model_state=family.module.state_dict(), is_main=True)
-        log.start(state.step)
-        for line in [f"data: {family.clips.report()}", *notes]:
-            log.echo(line)
-        out = run_stages(family, ckpts, settings, state, log, optimizer_state, source)
-    finally:
-        log.close()
-    if out.final is None:
-        return {"step": out.step, "finished": False, "run_dir": str(run_dir)}
-    return {"step": out.step, "finished": True, "run_dir": str(run_dir), **family.report}
-
-
 def train_audio_vae(cfg: AudioVAETrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) an audio VAE training; returns a summary (with the report when finished)."""
     torch.manual_seed(cfg.seed)
     family = AudioVAEFamily(cfg, AudioClips(cfg.data, cfg.seed))
-    return run_audio_family(family, cfg, stop_at, progress, "train-audio-vae")
+    return run_one_process(family, cfg, stop_at, progress, "train-audio-vae")
 
 
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:

@@ -256,3 +256,37 @@ def apply_hyperparameters(optimizer: torch.optim.Optimizer, **values) -> None:
     current config's values apply, not the ones saved with it."""
     for group in optimizer.param_groups:
         group.update(values)
+
+
+def run_one_process(family, cfg, stop_at: int | None, progress: bool, desc: str) -> dict:
+    """The whole run of a one-process family whose config has run_dir, steps, keep_last, checkpoint_every,
+    log_every and arch (the video VAE, the audio VAE, the vocoder): RUN/config.yaml, resume, the stages,
+    export; a summary ({step, finished, run_dir} and, when finished, the family's `report`). The family
+    exposes `module` (the trained nn.Module, for the checkpoint shape check) and may give a `data_report()`
+    line for the log."""
+    from ..configs import dump_yaml
+    from .distributed import DistEnv
+
+    run_dir = Path(cfg.run_dir)
+    config_text = dump_yaml(cfg)
+    files.write_text(run_dir / "config.yaml", config_text)
+    log = RunLog(run_dir, enabled=True, total_steps=cfg.steps, progress=progress, desc=desc)
+    ckpts = CheckpointManager(run_dir / "checkpoints", DistEnv(), keep_last=cfg.keep_last)
+    ckpts.remove_partial()
+    source = ckpts.latest()
+    settings = LoopSettings(run_dir, config_text, {"arch": vars(cfg.arch)}, cfg.checkpoint_every, cfg.log_every,
+                            stop_at)
+    state = TrainState()
+    try:
+        optimizer_state, notes = resume(family, ckpts, source, settings, state, tensors=True,
+                                        model_state=family.module.state_dict(), is_main=True)
+        log.start(state.step)
+        data_report = getattr(family, "data_report", None)
+        for line in ([f"data: {data_report()}"] if data_report else []) + notes:
+            log.echo(line)
+        out = run_stages(family, ckpts, settings, state, log, optimizer_state, source)
+    finally:
+        log.close()
+    if out.final is None:
+        return {"step": out.step, "finished": False, "run_dir": str(run_dir)}
+    return {"step": out.step, "finished": True, "run_dir": str(run_dir), **family.report}

@@ -39,7 +39,7 @@ from torch import nn
 
 from .. import files
 from ..audio.vae import AudioVAE
-from ..configs import ConfigError, dump_yaml, load_yaml
+from ..configs import ConfigError, at_least_one, dump_yaml, load_yaml
 from ..encoders.sync import SmallSyncConfig, SmallSyncEncoder
 from ..flow import interpolate, item_loss, sample_t, target_velocity, time_shift
 from ..model.v2a_presets import V2A_PRESETS, build_v2a_model
@@ -118,9 +118,7 @@ def load_v2a_config(path=None, overrides=()) -> V2ATrainConfig:
 def check_v2a_config(cfg: V2ATrainConfig) -> None:
     """Read-only checks; ConfigError names the key."""
     check_v2a_data(cfg.data)
-    for key in ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(cfg, key)}")
+    at_least_one(cfg, ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"))
     if not cfg.encoders.audio_vae or not Path(cfg.encoders.audio_vae).is_dir():
         raise ConfigError(f"config key 'encoders.audio_vae': {cfg.encoders.audio_vae!r} is not a folder "
                           "(train one with `lumina-video train-audio-vae`)")

@@ -27,16 +27,19 @@ import numpy as np
 import torch
 
 from .. import files
-from ..configs import ConfigError, dump_yaml, load_yaml
+from ..configs import ConfigError, at_least_one, load_yaml
 from ..data.buckets import BucketBatchSampler
 from ..data.dataset import MediaDataset, collate
 from ..data.manifest import read_manifest
 from ..encoders.vae import VideoVAE, tiny_config
-from .checkpoint import CheckpointManager
-from .distributed import DistEnv
 from .ema import EMA
-from .loop import LoopSettings, NonFiniteLossError, Stage, TrainState, apply_hyperparameters, resume, run_stages
-from .metrics import RunLog
+from .loop import (
+    NonFiniteLossError,
+    Stage,
+    TrainState,
+    apply_hyperparameters,
+    run_one_process,
+)
 
 
 @dataclass
@@ -93,9 +96,7 @@ def check_vae_config(cfg: VAETrainConfig) -> None:
         raise ConfigError(f"train_part must be 'all' or 'decoder', got {cfg.train_part!r}")
     if cfg.train_part == "decoder" and not cfg.init_from:
         raise ConfigError("train_part: decoder fine-tunes the decoder of an existing VAE: set init_from to its folder")
-    for key in ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(cfg, key)}")
+    at_least_one(cfg, ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"))
     if not cfg.manifest or not Path(cfg.manifest).is_file():
         raise ConfigError(f"manifest {cfg.manifest!r} does not exist (make one with `lumina-video synth`)")
 
@@ -135,12 +136,13 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 class VAEFamily:
     """The VAE as a model family of the one training loop: one stage, one batch per step."""
 
-    def __init__(self, cfg: VAETrainConfig, init: VideoVAE | None, log: RunLog):
-        self.cfg, self.log = cfg, log
+    def __init__(self, cfg: VAETrainConfig, init: VideoVAE | None):
+        self.cfg = cfg
         self.stages = [Stage("vae", cfg.steps, cfg.lr)]
         self.data = VAEData(cfg)
         self.vae = init if init is not None else VideoVAE.from_config(tiny_config(**vars(cfg.arch)))
         self.ae = self.vae.vae.train().requires_grad_(True)
+        self.module = self.ae  # what the loop checks a checkpoint's shapes against
         if cfg.train_part == "decoder":
             for name in ("encoder", "quant_conv"):
                 if getattr(self.ae, name, None) is not None:
@@ -249,30 +251,8 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, stop_at: int | None = 
     init = VideoVAE.from_pretrained(cfg.init_from) if cfg.init_from else None
     if init is not None:
         cfg = replace(cfg, arch=arch_of(init))
-    run_dir = Path(cfg.run_dir)
-    config_text = dump_yaml(cfg)
-    files.write_text(run_dir / "config.yaml", config_text)
     torch.manual_seed(cfg.seed)
-    log = RunLog(run_dir, enabled=True, total_steps=cfg.steps, progress=progress, desc="train-vae")
-    family = VAEFamily(cfg, init, log)
-    ckpts = CheckpointManager(run_dir / "checkpoints", DistEnv(), keep_last=cfg.keep_last)
-    ckpts.remove_partial()
-    source = ckpts.latest()
-    settings = LoopSettings(run_dir, config_text, {"arch": vars(cfg.arch)}, cfg.checkpoint_every, cfg.log_every,
-                            stop_at)
-    state = TrainState()
-    try:
-        optimizer_state, notes = resume(family, ckpts, source, settings, state, tensors=True,
-                                        model_state=family.ae.state_dict(), is_main=True)
-        log.start(state.step)
-        for line in notes:
-            log.echo(line)
-        out = run_stages(family, ckpts, settings, state, log, optimizer_state, source)
-    finally:
-        log.close()
-    if out.final is None:
-        return {"step": out.step, "finished": False, "run_dir": str(run_dir)}
-    return {"step": out.step, "finished": True, "run_dir": str(run_dir), **family.report}
+    return run_one_process(VAEFamily(cfg, init), cfg, stop_at, progress, "train-vae")
 
 
 @torch.no_grad()

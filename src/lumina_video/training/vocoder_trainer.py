@@ -24,11 +24,11 @@ import torch
 from .. import files
 from ..audio.mel import MelSpectrogram
 from ..audio.vocoder import Vocoder, tiny_vocoder_config
-from ..configs import ConfigError, load_yaml
+from ..configs import ConfigError, at_least_one, load_yaml
 from .audio_data import AudioClips, AudioDataConfig, check_audio_data
-from .audio_vae_trainer import report_cli, round_trip_report, run_audio_family
+from .audio_vae_trainer import report_cli, round_trip_report
 from .ema import EMA
-from .loop import Stage, TrainState, apply_hyperparameters
+from .loop import Stage, TrainState, apply_hyperparameters, run_one_process
 
 RESOLUTIONS = ((512, 64), (1024, 128), (2048, 256))
 
@@ -65,9 +65,7 @@ def load_vocoder_config(path=None, overrides=()) -> VocoderTrainConfig:
 
 def check_vocoder_train_config(cfg: VocoderTrainConfig) -> None:
     check_audio_data(cfg.data)
-    for key in ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(cfg, key)}")
+    at_least_one(cfg, ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"))
     hop = 1
     for r in cfg.arch.upsample_rates:
         hop *= r
@@ -106,6 +104,9 @@ class VocoderFamily:
         self.ema = EMA(self.module, cfg.ema_decay)
         self.optimizer = torch.optim.AdamW(self.module.parameters(), **self.hyperparameters())
         self.report: dict = {}
+
+    def data_report(self) -> str:
+        return self.clips.report()
 
     def hyperparameters(self) -> dict:
         return dict(lr=self.cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)  # HiFi-GAN's betas
@@ -164,7 +165,7 @@ def train_vocoder(cfg: VocoderTrainConfig, progress: bool = True, stop_at: int |
     """Run (or resume) a vocoder training; returns a summary (with the report when finished)."""
     torch.manual_seed(cfg.seed)
     family = VocoderFamily(cfg, AudioClips(cfg.data, cfg.seed))
-    return run_audio_family(family, cfg, stop_at, progress, "train-vocoder")
+    return run_one_process(family, cfg, stop_at, progress, "train-vocoder")
 
 
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
