@@ -16,7 +16,6 @@ the onsets of the original wave (+-25 ms).
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +28,9 @@ from ..audio.vae import AudioVAE, tiny_audio_vae_config
 from ..audio.vocoder import GriffinLim
 from ..configs import ConfigError, at_least_one, load_yaml
 from .audio_data import AudioClips, AudioDataConfig, check_audio_data
+from .command import add_training_arguments, run_training_command
 from .ema import EMA
 from .loop import (
-    NonFiniteLossError,
     Stage,
     TrainState,
     apply_hyperparameters,
@@ -184,26 +183,15 @@ def train_audio_vae(cfg: AudioVAETrainConfig, progress: bool = True, stop_at: in
 
 
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config (see AudioVAETrainConfig)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=500 data.manifest=FILE")
-    p.add_argument("--stop-at", type=int, default=None, help="stop (with a checkpoint) at this step")
-    p.add_argument("--no-progress", action="store_true")
+    add_training_arguments(p, "YAML config (see AudioVAETrainConfig)", "steps=500 data.manifest=FILE")
 
 
-def report_cli(name: str, train, cfg, args) -> int:
-    """The shared end of the audio training commands: exit 3 on a non-finite loss, else a summary line."""
-    try:
-        out = train(cfg, progress=not args.no_progress, stop_at=args.stop_at)
-    except NonFiniteLossError as e:
-        print(f"lumina-video {name}: stopped: {e}", file=sys.stderr)
-        return 3
-    if out["finished"]:
-        print(f"{name}: {out['step']} steps -> {out['run_dir']}/final; held-out log-mel L1 {out['mean_log_mel_l1']}, "
-              f"round-trip onset F1 {out['mean_onset_f1']} (+-25 ms)")
-    else:
-        print(f"stopped at step {out['step']}; run the same command again to continue ({out['run_dir']})")
-    return 0
+def audio_done_line(name: str):
+    """The summary line of an audio trainer's finished run (its held-out report)."""
+    return lambda out: (f"{name}: {out['step']} steps -> {out['run_dir']}/final; held-out log-mel L1 "
+                        f"{out['mean_log_mel_l1']}, round-trip onset F1 {out['mean_onset_f1']} (+-25 ms)")
 
 
 def cli_main(args) -> int:
-    return report_cli("train-audio-vae", train_audio_vae, load_audio_vae_config(args.config, args.overrides), args)
+    return run_training_command("train-audio-vae", train_audio_vae, load_audio_vae_config(args.config, args.overrides),
+                                args, audio_done_line("train-audio-vae"))

@@ -258,28 +258,33 @@ def apply_hyperparameters(optimizer: torch.optim.Optimizer, **values) -> None:
         group.update(values)
 
 
-def run_one_process(family, cfg, stop_at: int | None, progress: bool, desc: str) -> dict:
-    """The whole run of a one-process family whose config has run_dir, steps, keep_last, checkpoint_every,
-    log_every and arch (the video VAE, the audio VAE, the vocoder): RUN/config.yaml, resume, the stages,
-    export; a summary ({step, finished, run_dir} and, when finished, the family's `report`). The family
-    exposes `module` (the trained nn.Module, for the checkpoint shape check) and may give a `data_report()`
-    line for the log."""
+def run_one_process(family, cfg, stop_at: int | None, progress: bool, desc: str, env=None) -> dict:
+    """The whole run of a family whose config has run_dir, steps, keep_last, checkpoint_every, log_every and
+    arch (the video VAE, the audio VAE, the vocoder, V2A): RUN/config.yaml, resume, the stages, export; a
+    summary ({step, finished, run_dir} and, when finished, the family's `report`). The family exposes
+    `module` (the trained nn.Module, for the checkpoint shape check) and may give a `data_report()` line for
+    the log, `shard` (True: FSDP-sharded, only the main process reads checkpoint tensors) and `device`.
+    `env` (default: one process) is the process group's DistEnv; only its main process writes files."""
     from ..configs import dump_yaml
     from .distributed import DistEnv
 
+    env = env or DistEnv()
+    shard = getattr(family, "shard", False)
     run_dir = Path(cfg.run_dir)
     config_text = dump_yaml(cfg)
-    files.write_text(run_dir / "config.yaml", config_text)
-    log = RunLog(run_dir, enabled=True, total_steps=cfg.steps, progress=progress, desc=desc)
-    ckpts = CheckpointManager(run_dir / "checkpoints", DistEnv(), keep_last=cfg.keep_last)
+    if env.is_main:
+        files.write_text(run_dir / "config.yaml", config_text)
+    log = RunLog(run_dir, enabled=env.is_main, total_steps=cfg.steps, progress=progress, desc=desc)
+    ckpts = CheckpointManager(run_dir / "checkpoints", env, keep_last=cfg.keep_last)
     ckpts.remove_partial()
     source = ckpts.latest()
     settings = LoopSettings(run_dir, config_text, {"arch": vars(cfg.arch)}, cfg.checkpoint_every, cfg.log_every,
-                            stop_at)
+                            stop_at, getattr(family, "device", torch.device("cpu")))
     state = TrainState()
     try:
-        optimizer_state, notes = resume(family, ckpts, source, settings, state, tensors=True,
-                                        model_state=family.module.state_dict(), is_main=True)
+        optimizer_state, notes = resume(family, ckpts, source, settings, state, is_main=env.is_main,
+                                        tensors=env.is_main or not shard,  # sharded: the main process reads
+                                        model_state=None if shard else family.module.state_dict())
         log.start(state.step)
         data_report = getattr(family, "data_report", None)
         for line in ([f"data: {data_report()}"] if data_report else []) + notes:

@@ -30,7 +30,6 @@ parameter name), written by the main process, so they resume in any number of pr
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,17 +38,16 @@ from torch import nn
 
 from .. import files
 from ..audio.vae import AudioVAE
-from ..configs import ConfigError, at_least_one, dump_yaml, load_yaml
+from ..configs import ConfigError, at_least_one, load_yaml
 from ..encoders.sync import SmallSyncConfig, SmallSyncEncoder
 from ..flow import interpolate, item_loss, sample_t, target_velocity, time_shift
 from ..model.v2a_presets import V2A_PRESETS, build_v2a_model
 from . import distributed
-from .checkpoint import CheckpointManager
+from .command import add_training_arguments, run_training_command
 from .data import item_generator
 from .distributed import DistEnv
 from .ema import EMA
-from .loop import LoopSettings, NonFiniteLossError, Stage, TrainState, apply_hyperparameters, resume, run_stages
-from .metrics import RunLog
+from .loop import Stage, TrainState, apply_hyperparameters, run_one_process
 from .v2a_data import Encoders, V2AClips, V2ADataConfig, check_v2a_data, collate
 
 COMPONENTS_NAME = "v2a_components.json"
@@ -194,6 +192,9 @@ class V2AFamily:
         self.optimizer = torch.optim.AdamW(self.params, **self.hyperparameters())
         self.report: dict = {}
 
+    def data_report(self) -> str:
+        return self.clips.report()
+
     def _shard(self) -> None:
         """FSDP2: the V2A model per block + root (wrap_model), the trained sync encoder on its root."""
         from torch.distributed.device_mesh import init_device_mesh
@@ -310,7 +311,7 @@ def train_v2a(cfg: V2ATrainConfig, progress: bool = True, stop_at: int | None = 
         enc = build_encoders(cfg)
         shard = cfg.distributed.fsdp != "never" and (env.world > 1 or cfg.distributed.fsdp == "always")
         family = V2AFamily(cfg, V2AClips(cfg.data, enc), enc, env, shard)
-        out = run_family(family, cfg, env, stop_at, progress)
+        out = run_one_process(family, cfg, stop_at, progress, "train-v2a", env)
     except BaseException:
         distributed.teardown(env, clean=False)
         raise
@@ -318,48 +319,11 @@ def train_v2a(cfg: V2ATrainConfig, progress: bool = True, stop_at: int | None = 
     return {**out, "family": family}
 
 
-def run_family(family: V2AFamily, cfg: V2ATrainConfig, env: DistEnv, stop_at: int | None, progress: bool) -> dict:
-    """The one loop for the V2A family: config.yaml, resume, the stage, export (files by the main process)."""
-    run_dir = Path(cfg.run_dir)
-    config_text = dump_yaml(cfg)
-    if env.is_main:
-        files.write_text(run_dir / "config.yaml", config_text)
-    log = RunLog(run_dir, enabled=env.is_main, total_steps=cfg.steps, progress=progress, desc="train-v2a")
-    ckpts = CheckpointManager(run_dir / "checkpoints", env, keep_last=cfg.keep_last)
-    ckpts.remove_partial()
-    source = ckpts.latest()
-    settings = LoopSettings(run_dir, config_text, {"arch": vars(cfg.arch)}, cfg.checkpoint_every, cfg.log_every,
-                            stop_at, family.device)
-    state = TrainState()
-    try:
-        optimizer_state, notes = resume(family, ckpts, source, settings, state, is_main=env.is_main,
-                                        tensors=env.is_main or not family.shard,  # sharded: the main process reads
-                                        model_state=None if family.shard else family.module.state_dict())
-        log.start(state.step)
-        for line in [f"data: {family.clips.report()}", *notes]:
-            log.echo(line)
-        out = run_stages(family, ckpts, settings, state, log, optimizer_state, source)
-    finally:
-        log.close()
-    return {"step": out.step, "finished": out.final is not None, "run_dir": str(run_dir), **family.report}
-
-
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config (see V2ATrainConfig), e.g. configs/v2a_tiny.yaml")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=500 data.manifest=FILE")
-    p.add_argument("--stop-at", type=int, default=None, help="stop (with a checkpoint) at this step")
-    p.add_argument("--no-progress", action="store_true")
+    add_training_arguments(p, "YAML config (see V2ATrainConfig), e.g. configs/v2a_tiny.yaml",
+                           "steps=500 data.manifest=FILE")
 
 
 def cli_main(args) -> int:
-    cfg = load_v2a_config(args.config, args.overrides)
-    try:
-        out = train_v2a(cfg, progress=not args.no_progress, stop_at=args.stop_at)
-    except NonFiniteLossError as e:
-        print(f"lumina-video train-v2a: stopped: {e}", file=sys.stderr)
-        return 3
-    if out["finished"]:
-        print(f"train-v2a: {out['step']} steps -> {out['run_dir']}/final")
-    else:
-        print(f"stopped at step {out['step']}; run the same command again to continue ({out['run_dir']})")
-    return 0
+    return run_training_command("train-v2a", train_v2a, load_v2a_config(args.config, args.overrides), args,
+                                lambda out: f"train-v2a: {out['step']} steps -> {out['run_dir']}/final")

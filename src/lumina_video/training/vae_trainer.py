@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,9 +31,9 @@ from ..data.buckets import BucketBatchSampler
 from ..data.dataset import MediaDataset, collate
 from ..data.manifest import read_manifest
 from ..encoders.vae import VideoVAE, tiny_config
+from .command import add_training_arguments, run_training_command
 from .ema import EMA
 from .loop import (
-    NonFiniteLossError,
     Stage,
     TrainState,
     apply_hyperparameters,
@@ -278,22 +277,11 @@ def reconstruction_report(vae, items: list, run: Path) -> dict:
 
 
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config (see VAETrainConfig)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=500 arch.channels=16")
-    p.add_argument("--stop-at", type=int, default=None, help="stop (with a checkpoint) at this step")
-    p.add_argument("--no-progress", action="store_true")
+    add_training_arguments(p, "YAML config (see VAETrainConfig)", "steps=500 arch.channels=16")
 
 
 def cli_main(args) -> int:
-    cfg = load_vae_config(args.config, args.overrides)
-    try:
-        out = train_vae(cfg, progress=not args.no_progress, stop_at=args.stop_at)
-    except NonFiniteLossError as e:
-        print(f"lumina-video train-vae: stopped: {e}", file=sys.stderr)
-        return 3
-    if out["finished"]:
-        print(f"VAE trained for {out['step']} steps: held-out PSNR {out['mean_psnr_db']} dB -> {out['run_dir']}/final "
-              f"(reconstructions: {out['run_dir']}/recon.png)")
-    else:
-        print(f"stopped at step {out['step']}; run the same command again to continue ({out['run_dir']})")
-    return 0
+    return run_training_command(
+        "train-vae", train_vae, load_vae_config(args.config, args.overrides), args,
+        lambda out: f"VAE trained for {out['step']} steps: held-out PSNR {out['mean_psnr_db']} dB -> "
+                    f"{out['run_dir']}/final (reconstructions: {out['run_dir']}/recon.png)")

@@ -26,7 +26,8 @@ from ..audio.mel import MelSpectrogram
 from ..audio.vocoder import Vocoder, tiny_vocoder_config
 from ..configs import ConfigError, at_least_one, load_yaml
 from .audio_data import AudioClips, AudioDataConfig, check_audio_data
-from .audio_vae_trainer import report_cli, round_trip_report
+from .audio_vae_trainer import audio_done_line, round_trip_report
+from .command import add_training_arguments, run_training_command
 from .ema import EMA
 from .loop import Stage, TrainState, apply_hyperparameters, run_one_process
 
@@ -169,11 +170,9 @@ def train_vocoder(cfg: VocoderTrainConfig, progress: bool = True, stop_at: int |
 
 
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config (see VocoderTrainConfig)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=500 data.manifest=FILE")
-    p.add_argument("--stop-at", type=int, default=None, help="stop (with a checkpoint) at this step")
-    p.add_argument("--no-progress", action="store_true")
+    add_training_arguments(p, "YAML config (see VocoderTrainConfig)", "steps=500 data.manifest=FILE")
 
 
 def cli_main(args) -> int:
-    return report_cli("train-vocoder", train_vocoder, load_vocoder_config(args.config, args.overrides), args)
+    return run_training_command("train-vocoder", train_vocoder, load_vocoder_config(args.config, args.overrides),
+                                args, audio_done_line("train-vocoder"))
