@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import files
+
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -115,3 +117,14 @@ def load_state_dict_checked(model: nn.Module, sd: dict, assign: bool = False) ->
 
 def count_params(model: nn.Module) -> int:
     return sum(math.prod(p.shape) for p in model.parameters())
+
+
+def save_model_folder(model: nn.Module, folder, dtype: torch.dtype | None, config_file_dict) -> None:
+    """Write a model folder: model.safetensors (the state dict in `dtype`, default the model's) and config.json,
+    `config_file_dict(model.config, stored dtype name)`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    sd = {k: (v.to(dtype) if dtype is not None else v).detach().contiguous() for k, v in model.state_dict().items()}
+    files.save_safetensors(sd, folder / WEIGHTS_NAME)
+    stored = str(dtype or model.dtype).removeprefix("torch.")
+    files.write_json(folder / CONFIG_NAME, config_file_dict(model.config, stored))

@@ -35,6 +35,7 @@ from .folder import (
     load_state_dict_checked,
     loading_device,
     loading_dtype,
+    save_model_folder,
 )
 from .rope import RoPE3D
 
@@ -273,12 +274,7 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
     def save_pretrained(self, folder, dtype: torch.dtype | None = None) -> None:
         """Write config.json and model.safetensors (in `dtype`, default the model's). For diffusers'
         own format (shards, variants), call `diffusers.ModelMixin.save_pretrained(model, folder)`."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        sd = {k: (v.to(dtype) if dtype is not None else v).detach().contiguous() for k, v in self.state_dict().items()}
-        files.save_safetensors(sd, folder / WEIGHTS_NAME)
-        stored = str(dtype or self.dtype).removeprefix("torch.")
-        files.write_json(folder / CONFIG_NAME, config_file_dict(self.config, stored))
+        save_model_folder(self, folder, dtype, config_file_dict)
 
     @classmethod
     def from_config(cls, config=None, device=None, return_unused_kwargs: bool = False, **kwargs):
