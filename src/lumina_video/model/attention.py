@@ -9,7 +9,15 @@ Kernels:
 - `varlen_attention`: packs the real tokens of a padded batch and calls a variable-length kernel
   (flash-attention's `flash_attn_varlen_func` when it is installed and tensors are half precision
   on CUDA). Items of a ragged batch never see each other with either kernel.
-GQA: query head h uses kv head h // (n_heads / n_kv_heads) (contiguous groups).
+GQA: query head h uses kv head h // (n_heads / n_kv_heads) (contiguous groups). SDPA reads the shared
+kv heads in place (`enable_gqa=True`) where torch's kernel for the device and mask does so without a
+copy: on the CPU always (its flash kernel takes any mask), on CUDA without a mask (the flash kernel;
+with a mask only the math kernel takes GQA, so the kv heads are repeated and the memory-efficient
+kernel runs instead); elsewhere, or on a torch without `enable_gqa`, the kv heads are repeated.
+
+Caption keys/values (`Attention.caption_kv`) do not depend on the image tokens, the time or the patch
+size: a caller may compute them once per caption and pass them to `forward` as `y_kv`
+(`MultiScaleNextDiT.caption_cache`).
 
 The kernel is chosen per model, not per process: each `Attention` has a `backend` ("auto":
 flash-attention when usable, else SDPA; "sdpa" or "flash" force one), which
@@ -43,13 +51,34 @@ def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     return x if n_rep == 1 else x.repeat_interleave(n_rep, dim=1)
 
 
+def _sdpa_has_gqa() -> bool:
+    import inspect
+
+    try:
+        return "enable_gqa" in inspect.signature(F.scaled_dot_product_attention).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: ask the docstring
+        return "enable_gqa" in (F.scaled_dot_product_attention.__doc__ or "")
+
+
+SDPA_GQA = _sdpa_has_gqa()
+
+
+def gqa_in_place(q: torch.Tensor, masked: bool) -> bool:
+    """Whether SDPA reads shared kv heads without copying them for queries `q` (see the module docstring)."""
+    return SDPA_GQA and (q.device.type == "cpu" or (q.is_cuda and not masked))
+
+
 def sdpa_attention(q, k, v, key_mask=None):
     """q (B, L, Hq, D), k/v (B, S, Hkv, D), key_mask (B, S) bool or None -> (B, L, Hq, D)."""
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, D)
     n_rep = q.shape[1] // k.shape[1]
-    k, v = _repeat_kv(k, n_rep), _repeat_kv(v, n_rep)
     mask = None if key_mask is None else key_mask[:, None, None, :]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0 / math.sqrt(q.shape[-1]))
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    if n_rep > 1 and gqa_in_place(q, mask is not None):
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
+    else:
+        k, v = _repeat_kv(k, n_rep), _repeat_kv(v, n_rep)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     return out.transpose(1, 2)
 
 
@@ -129,12 +158,23 @@ class Attention(nn.Module):
         self.k_norm = norm(kv_width)
         self.ky_norm = norm(kv_width)
 
-    def forward(self, x, x_mask, freqs, y, y_mask, y_freqs=None):
+    def caption_kv(self, y, y_freqs=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cross-attention keys and values (B, S, Hkv, head_dim) of y (B, S, cap_feat_dim), keys rotated
+        by `y_freqs` when given (see `forward`). They depend on y alone: cacheable across sampler steps."""
+        b, s, _ = y.shape
+        ky = self.ky_norm(self.wk_y(y)).view(b, s, self.n_kv_heads, self.head_dim)
+        vy = self.wv_y(y).view(b, s, self.n_kv_heads, self.head_dim)
+        if y_freqs is not None:
+            ky = apply_rope(ky, y_freqs)
+        return ky, vy
+
+    def forward(self, x, x_mask, freqs, y, y_mask, y_freqs=None, y_kv=None):
         """x (B, L, dim), x_mask (B, L) bool or None, freqs (B, L, head_dim/2) complex,
         y (B, S, cap_feat_dim), y_mask (B, S) bool, y_freqs (B, S, head_dim/2) complex or None -> (B, L, dim).
 
         `y_freqs`: rotations of the cross-attention keys (the V2A model's video frames on the audio
-        timeline; identity, 1 + 0j, for keys without position); None = no rotation (the video model's text)."""
+        timeline; identity, 1 + 0j, for keys without position); None = no rotation (the video model's text).
+        `y_kv`: `caption_kv(y, y_freqs)` computed beforehand (then y may be None), or None to compute it."""
         b, n, _ = x.shape
         hd = self.head_dim
         q = self.q_norm(self.wq(x)).view(b, n, self.n_heads, hd)
@@ -144,11 +184,7 @@ class Attention(nn.Module):
 
         out = attend(q, k, v, x_mask, x_mask, self.backend)  # (B, L, Hq, hd)
 
-        s = y.shape[1]
-        ky = self.ky_norm(self.wk_y(y)).view(b, s, self.n_kv_heads, hd)
-        vy = self.wv_y(y).view(b, s, self.n_kv_heads, hd)
-        if y_freqs is not None:
-            ky = apply_rope(ky, y_freqs)
+        ky, vy = self.caption_kv(y, y_freqs) if y_kv is None else y_kv
         out_y = attend(q, ky, vy, x_mask, y_mask, self.backend)  # text: no RoPE on keys
         out = out + out_y * torch.tanh(self.gate).to(out_y.dtype).view(1, 1, -1, 1)
         return self.wo(out.flatten(2))

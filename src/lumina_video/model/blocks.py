@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .attention import Attention
@@ -21,7 +22,12 @@ def per_token(modulation: torch.Tensor) -> torch.Tensor:
 
 
 class RMSNorm(nn.Module):
-    """RMS normalisation computed in fp32 and cast back, then a learned per-channel weight."""
+    """y = x / sqrt(mean(x^2) + eps) * weight, the statistic in fp32.
+
+    When x and the weight share a dtype this is torch's fused `rms_norm` (one pass; for half precision
+    it accumulates in fp32 and applies the weight before the one cast back; in fp32 the result is the
+    same as the unfused formula). Mixed dtypes (training's bf16 autocast over fp32 weights) keep the
+    unfused formula, whose result is promoted to fp32 as before."""
 
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -29,6 +35,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
+        if x.dtype == self.weight.dtype:
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         xf = x.float()
         out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return out.to(x.dtype) * self.weight
@@ -72,18 +80,29 @@ class TransformerBlock(nn.Module):
         self.attention_y_norm = RMSNorm(cap_feat_dim, norm_eps)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 4 * dim))
 
+    def caption_kv(self, cap_feats: torch.Tensor, cap_freqs: torch.Tensor | None = None) -> tuple:
+        """This block's caption keys and values (B, S, n_kv_heads, head_dim) of cap_feats (B, S, cap_feat_dim):
+        a function of the caption alone, so a sampler may compute them once per generation."""
+        return self.attention.caption_kv(self.attention_y_norm(cap_feats), cap_freqs)
+
     def forward(self, x: torch.Tensor, x_mask: torch.Tensor | None, freqs: torch.Tensor, cap_feats: torch.Tensor,
-                cap_mask: torch.Tensor, c: torch.Tensor, cap_freqs: torch.Tensor | None = None) -> torch.Tensor:
+                cap_mask: torch.Tensor, c: torch.Tensor, cap_freqs: torch.Tensor | None = None,
+                cap_kv: tuple | None = None) -> torch.Tensor:
         """x (B, L, dim), x_mask (B, L) bool or None (all real), freqs (B, L, head_dim/2) complex RoPE
         factors, cap_feats (B, S, cap_feat_dim), cap_mask (B, S) bool, c (B, cond_dim) per item or
         (B, L, cond_dim) per token (adaLN with a per-token condition), cap_freqs (B, S, head_dim/2) complex
-        rotations of the caption keys or None (none) -> (B, L, dim)."""
+        rotations of the caption keys or None (none), cap_kv: `caption_kv(cap_feats, cap_freqs)` computed
+        beforehand or None -> (B, L, dim).
+
+        x += tanh(g_msa) * norm2(attn(norm1(x) * (1 + s_msa)))
+        x += tanh(g_mlp) * norm2(ffn(norm1(x) * (1 + s_mlp)))"""
         scale_msa, gate_msa, scale_mlp, gate_mlp = per_token(self.adaLN_modulation(c)).chunk(4, dim=-1)
-        y = self.attention_y_norm(cap_feats)
-        h = self.attention(self.attention_norm1(x) * (1 + scale_msa), x_mask, freqs, y, cap_mask, cap_freqs)
-        x = x + torch.tanh(gate_msa) * self.attention_norm2(h)
+        if cap_kv is None:
+            cap_kv = self.caption_kv(cap_feats, cap_freqs)
+        h = self.attention(self.attention_norm1(x) * (1 + scale_msa), x_mask, freqs, None, cap_mask, y_kv=cap_kv)
+        x = torch.addcmul(x, torch.tanh(gate_msa), self.attention_norm2(h))
         h = self.feed_forward(self.ffn_norm1(x) * (1 + scale_mlp))
-        return x + torch.tanh(gate_mlp) * self.ffn_norm2(h)
+        return torch.addcmul(x, torch.tanh(gate_mlp), self.ffn_norm2(h))
 
 
 class FinalLayer(nn.Module):

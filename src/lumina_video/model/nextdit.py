@@ -176,6 +176,44 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
             if isinstance(module, Attention):
                 module.backend = backend
 
+    @contextlib.contextmanager
+    def caption_cache(self):
+        """Within the block, every block's caption keys and values are computed once per caption tensor
+        and reused by later forward passes (they depend on the caption alone, not on x, t or the patch).
+
+        Entries are keyed by the caller's `cap_feats` tensor as passed (storage, offset, shape, strides,
+        dtype, in-place version), so the sampler's guided batch (2B rows) and unguided batch (its first
+        B rows, a view of the same storage) get separate entries, and a new prompt a new one; an entry
+        holds its caption tensor, so its storage cannot be reused for another caption while cached.
+        Leaving the block drops them all. Outputs are identical to running without the cache."""
+        previous, self._caption_cache = self._caption_cache, {}
+        try:
+            yield self
+        finally:
+            self._caption_cache = previous
+
+    _caption_cache: dict | None = None
+
+    def _caption_kvs(self, key, cap_feats: torch.Tensor) -> list:
+        """Per block (keys, values) of the caption: cached under `key` in a caption_cache, else None each
+        (each block computes its own)."""
+        cache = self._caption_cache
+        if cache is None:
+            return [None] * len(self.layers)
+        entry = cache.get(key[1:])
+        if entry is None:
+            entry = (key[0], [layer.caption_kv(cap_feats) for layer in self.layers])
+            cache[key[1:]] = entry
+        return entry[1]
+
+    def compile_blocks(self, **compile_kwargs) -> MultiScaleNextDiT:
+        """torch.compile every TransformerBlock in place (diffusers' `compile_repeated_blocks`), by
+        default with `dynamic=True`: one graph serves all token counts, so the patch-size stages of a
+        multi-scale schedule do not each recompile. Returns the model."""
+        compile_kwargs.setdefault("dynamic", True)
+        self.compile_repeated_blocks(**compile_kwargs)
+        return self
+
     # ------------------------------------------------------------------------------------------
     def _check_inputs(self, items, t, cap_feats, cap_mask, motion_score, patch_size, f_patch_size):
         key = patch_key(patch_size, f_patch_size)
@@ -234,6 +272,7 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
         pt, p = f_patch_size, patch_size
         dtype, device = self.dtype, self.device
         out_dtype = x[0].dtype if is_list else x.dtype
+        caption_key = _tensor_key(cap_feats)  # the caller's tensor, before any cast
         cap_feats = cap_feats.to(dtype)
         cap_mask = cap_mask.to(torch.bool)
 
@@ -260,9 +299,10 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
         motion = None if motion_score is None else motion_score.to(device)
         c = self._condition(t.to(device), cap_feats, cap_mask, motion)
 
-        # 7. blocks, final layer, unpatchify
-        for layer in self.layers:
-            h = layer(h, x_mask, freqs, cap_feats, cap_mask, c)
+        # 7. blocks (caption keys/values from the cache when one is on), final layer, unpatchify
+        kvs = self._caption_kvs(caption_key, cap_feats)
+        for layer, kv in zip(self.layers, kvs):
+            h = layer(h, x_mask, freqs, cap_feats, cap_mask, c, cap_kv=kv)
         out = self.all_final_layer[key](h, c)  # (B, N, pt*p*p*C)
         if uniform:
             out = unpatchify(out, shapes[0], pt, p).to(out_dtype)
@@ -318,6 +358,17 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
         if dtype is not None:
             nn.Module.to(model, dtype)  # nn.Module's: diffusers 0.42's to() warns about float32 modules it lacks
         return model.eval()
+
+
+def _tensor_key(t: torch.Tensor) -> tuple:
+    """(t, and what identifies its values while t is alive): storage address, offset, shape, strides,
+    dtype, device and in-place version (views share their base's version counter)."""
+    try:
+        version = t._version
+    except RuntimeError:  # an inference-mode tensor has no version counter (and cannot be changed in place)
+        version = -1
+    return (t, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype,
+            str(t.device), version)
 
 
 def _is_hub_id(name) -> bool:

@@ -103,7 +103,12 @@ class RoPE3D(RoPE):
 
 
 def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    """Rotate x (B, L, H, D) by freqs (B, L, D/2) complex, in fp32; returns x's dtype."""
-    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (B, L, H, D/2)
-    out = torch.view_as_real(xc * freqs[:, :, None, :]).flatten(-2)
-    return out.to(x.dtype)
+    """Rotate x (B, L, H, D) by freqs (B, L, D/2) complex, in fp32; returns x's dtype.
+
+    x_c = x[..., 2i] + j x[..., 2i+1];  out_c = x_c * freqs. A half-precision x makes one fp32 copy,
+    rotated in place (no second fp32 tensor), then one cast back; an fp32 x is rotated out of place."""
+    xf = x.float()  # x itself when x is fp32
+    xc = torch.view_as_complex(xf.reshape(*x.shape[:-1], -1, 2))  # (B, L, H, D/2)
+    rot = freqs[:, :, None, :]
+    xc = xc.mul_(rot) if x.dtype != torch.float32 else xc * rot  # in place only on our own copy
+    return torch.view_as_real(xc).flatten(-2).to(x.dtype)
