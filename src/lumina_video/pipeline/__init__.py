@@ -39,12 +39,14 @@ from diffusers.utils import BaseOutput
 
 from .. import __version__, files
 from .._checks import is_int
+from ..devices import dtype_name
 from ..encoders import TextEncoder, VideoVAE
 from ..model import MultiScaleNextDiT
 from ..model.embed import token_grid
-from ..sampling import SamplingConfig, SamplingKnobs, sample
+from ..sampling import AUTO_THRESHOLD, ForwardCounts, SamplingConfig, SamplingKnobs, StepCache, sample
 from ..sampling.schedule import patch_name
 from ..sampling.solver import check_sampling_inputs
+from ..sampling.step_cache import parse_step_cache
 from .folder import (
     COMPONENTS,
     DEFAULT_MODEL_DIR,
@@ -70,13 +72,18 @@ CALLBACK_TENSORS = ("latents",)
 @dataclass
 class LuminaVideoPipelineOutput(BaseOutput):
     """frames: "np" uint8 (B, F, H, W, 3); "pil" a list (per prompt) of lists of PIL images;
-    "latent" the scaled latents (B, C, T, H/8, W/8). Plus the settings actually used and timings (s).
+    "latent" the scaled latents (B, C, T, H/8, W/8). Plus the settings actually used, timings (s), the
+    transformer's forward passes (sampling/forwards.py: model calls and rows per patch, a guided call of
+    B prompts being 1 call of 2B rows), its dtype and the step cache's threshold (None: off).
     A diffusers BaseOutput: `out.frames`, `out["frames"]` and `out[0]` are the same."""
 
     frames: object
     seeds: list[int] | None
     sampling: SamplingConfig
     timings: dict = field(default_factory=dict)
+    forwards: dict = field(default_factory=dict)
+    dtype: str | None = None
+    step_cache: float | None = None
 
 
 class LuminaVideoPipeline(DiffusionPipeline):
@@ -126,6 +133,16 @@ class LuminaVideoPipeline(DiffusionPipeline):
         base = self.default_sampling if preset is None else sampling_from(preset)
         knobs = dataclasses.replace(knobs or SamplingKnobs(), **knob_values)
         return knobs.apply(base)
+
+    def resolve_step_cache(self, step_cache=None) -> StepCache | None:
+        """The step cache of a call: a StepCache as given; else "off", "auto" or a threshold (None: the
+        model's default `defaults["step_cache"]`, off when absent), `auto` being the model's
+        `defaults["step_cache_auto"]` or sampling.AUTO_THRESHOLD. None means no cache."""
+        if isinstance(step_cache, StepCache):
+            return step_cache
+        value = self.defaults.get("step_cache") if step_cache is None else step_cache
+        threshold = parse_step_cache(value, float(self.defaults.get("step_cache_auto", AUTO_THRESHOLD)))
+        return None if threshold is None else StepCache(threshold)
 
     def resolve_size(self, height: int | None = None, width: int | None = None,
                      num_frames: int | None = None) -> tuple:
@@ -228,14 +245,16 @@ class LuminaVideoPipeline(DiffusionPipeline):
                  guidance_scale=None, guidance_cutoff=None, motion_score=None, negative_motion_score=None,
                  negative_motion_switch=None, multiscale=None, renorm=None, seed: int | None = None, generator=None,
                  output_type: str = "np", return_dict: bool = True, callback=None, callback_on_step_end=None,
-                 callback_on_step_end_tensor_inputs=CALLBACK_TENSORS, progress: bool = True):
+                 callback_on_step_end_tensor_inputs=CALLBACK_TENSORS, progress: bool = True, step_cache=None):
         """Generate one video per prompt (a str or a list). `negative_prompt`: one str for all or a list.
         Sizes default to the model's defaults. Sampling: the model's default or `preset`, then the
         knobs (sampling/knobs.py; `num_inference_steps` is diffusers' name for `steps`). Noise: item i
         uses seed + i (so a batch equals single runs), or draws from `generator` (one, or a list of one
         per prompt); with neither, a random seed (reported in the output). `callback(step, t, x)` and
         diffusers' `callback_on_step_end(pipe, step, t, {"latents": x}) -> dict` run after every step (t:
-        the flow time, 0 = noise). Returns a LuminaVideoPipelineOutput, or `(frames,)` if not `return_dict`."""
+        the flow time, 0 = noise). `step_cache`: "off", "auto", a threshold or a StepCache
+        (resolve_step_cache; default: the model's, off). Returns a LuminaVideoPipelineOutput, or
+        `(frames,)` if not `return_dict`."""
         # 1. Check inputs (the sampling settings are resolved first: the checks need the patch schedule)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
@@ -247,6 +266,7 @@ class LuminaVideoPipeline(DiffusionPipeline):
                               negative_motion_score=negative_motion_score,
                               negative_motion_switch=negative_motion_switch, multiscale=multiscale, renorm=renorm)
         config = self.resolve_sampling(preset, knobs)
+        cache, counts = self.resolve_step_cache(step_cache), ForwardCounts()
         height, width, num_frames = self.resolve_size(height, width, num_frames)
         self.check_inputs(prompt, negative_prompt, height, width, num_frames, config)
         prompts, negatives = prompt_lists(prompt, negative_prompt)
@@ -263,14 +283,18 @@ class LuminaVideoPipeline(DiffusionPipeline):
         progress = progress and not getattr(self, "_progress_bar_config", {}).get("disable", False)
         with timed(timings, "denoise_s", device):
             latents = sample(self.transformer, noise.to(device), feats.to(device), mask.to(device), config,
-                             progress=progress, callback=self._step_callback(callback, callback_on_step_end))
+                             progress=progress, callback=self._step_callback(callback, callback_on_step_end),
+                             step_cache=cache, counts=counts)
         # 5. Decode
         frames = latents.cpu()
         if output_type != "latent":
             with timed(timings, "decode_s", device):
                 frames = frames_as(self.decode_latents(latents, device), output_type)
         self.maybe_free_model_hooks()
-        return LuminaVideoPipelineOutput(frames, seeds, config, timings) if return_dict else (frames,)
+        if not return_dict:
+            return (frames,)
+        return LuminaVideoPipelineOutput(frames, seeds, config, timings, counts.to_json(),
+                                         dtype_name(self.transformer.dtype), None if cache is None else cache.threshold)
 
     # -- files --------------------------------------------------------------------------------
     @classmethod

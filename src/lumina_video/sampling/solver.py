@@ -5,6 +5,9 @@
     v = pos + s(t) * (pos - neg), renormalised               (REFERENCE.md §3; neg skipped when s(t) == 0)
     pos = model(x, t, prompt, motion(t), P(t)),  neg = model(x, t, negative prompt, neg_motion(t), P(t))
 
+An optional step cache (step_cache.py) supplies v for some (step, prompt) pairs instead of the model,
+and an optional ForwardCounts (forwards.py) counts the model calls actually made.
+
 The model is called with its patch sizes by keyword (`patch_size=p, f_patch_size=pt`): the schedule
 writes a patch as (pt, p), temporal first, while the model's signature is spatial first.
 """
@@ -19,8 +22,10 @@ from tqdm.auto import tqdm
 from ..flow import shifted_grid
 from ..model.embed import check_divisible
 from .config import SamplingConfig
+from .forwards import ForwardCounts
 from .guidance import guide
 from .schedule import patch_name
+from .step_cache import StepCache
 
 
 class Step(NamedTuple):
@@ -92,21 +97,55 @@ def velocity(model, x: torch.Tensor, step: Step, cap_feats: torch.Tensor, cap_ma
     return guide(pos, neg, step.guidance, renorm)
 
 
+def _caption_rows(cap_feats, cap_mask, rows: torch.Tensor | None, b: int) -> tuple:
+    """The caption rows of the prompts `rows` (None: all): [rows] then [B + rows] when the negative
+    prompts are there."""
+    if rows is None:
+        return cap_feats, cap_mask
+    select = torch.cat([rows, rows + b]) if cap_feats.shape[0] == 2 * b else rows
+    return cap_feats[select], cap_mask[select]
+
+
+def _step_velocity(model, x, step: Step, cap_feats, cap_mask, config: SamplingConfig, model_dtype,
+                   step_cache: StepCache | None, counts: ForwardCounts | None) -> torch.Tensor:
+    """The velocity of step `step`: the model on every prompt, or the step cache's choice of prompts."""
+    b, computed = x.shape[0], [0]
+
+    def compute(rows):
+        xs = x if rows is None else x[rows]
+        feats, mask = _caption_rows(cap_feats, cap_mask, rows, b)
+        computed[0] += xs.shape[0]
+        if counts is not None:
+            counts.add_call(step.patch, xs.shape[0] * (1 if step.guidance == 0 else 2))
+        return velocity(model, xs, step, feats, mask, config.renorm, model_dtype)
+
+    v = compute(None) if step_cache is None else step_cache.velocity(step, x, compute)
+    if counts is not None:
+        counts.add_reused(step.patch, b - computed[0])
+    return v
+
+
 @torch.no_grad()
 def sample(model, noise: torch.Tensor, cap_feats: torch.Tensor, cap_mask: torch.Tensor,
            config: SamplingConfig, progress: bool = False,
-           callback: Callable[[int, float, torch.Tensor], None] | None = None) -> torch.Tensor:
+           callback: Callable[[int, float, torch.Tensor], None] | None = None,
+           step_cache: StepCache | None = None, counts: ForwardCounts | None = None) -> torch.Tensor:
     """Integrate from noise (t = 0) to data (t = 1). Returns the final latent (fp32, noise's shape).
 
     cap_feats / cap_mask rows [0:B] hold the prompts and [B:2B] the negative prompts (the negative
     rows may be left out when the guidance scale is 0 throughout). `callback(step, t, x)` runs after
-    every step.
+    every step. `step_cache` (sampling/step_cache.py): reuse velocities across steps; None or a
+    threshold of 0 gives the uncached result bit for bit. `counts` (sampling/forwards.py) is filled
+    with the model calls and rows run per patch.
     """
     check_sampling_inputs(model, noise, cap_feats, cap_mask, config)
     model_dtype = getattr(model, "dtype", noise.dtype)
     x = noise.float()
-    for step in tqdm(step_plan(config), desc="denoising", disable=not progress, leave=False):
-        x = x + step.dt * velocity(model, x, step, cap_feats, cap_mask, config.renorm, model_dtype)
+    plan = step_plan(config)
+    if step_cache is not None:
+        step_cache.begin(plan)
+    for step in tqdm(plan, desc="denoising", disable=not progress, leave=False):
+        x = x + step.dt * _step_velocity(model, x, step, cap_feats, cap_mask, config, model_dtype, step_cache, counts)
         if callback is not None:
             callback(step.index, step.t, x)
     return x

@@ -1,0 +1,148 @@
+"""A step cache that knows the sampling schedule: reuse a prompt's velocity across Euler steps while
+its estimated change stays under a threshold (EasyCache's runtime rule, applied to the guided velocity).
+
+For each prompt i, after a step m computed by the model (velocity v_m at input x_m) and an earlier
+computed step j of the same stage, the transformation rate is
+    k_i = ||v_m - v_j|| / ||x_m - x_j||                      (per prompt, norms over all latent dims)
+At each later step n the estimated relative change of the velocity since m is accumulated,
+    e_n = e_{n-1} + k_i ||x_n - x_{n-1}|| / ||v_m||,         e_m = 0
+and while e_n < threshold the velocity v_m is reused instead of calling the model (the Euler update
+uses it as if it were computed at x_n); otherwise the model runs and e resets to 0.
+
+Rules that make it safe on a multi-scale, guidance-switching schedule:
+  - a stage is a run of steps with the same (patch, guided?) pair; at every stage switch the whole
+    state (cached velocities, rates, errors) is dropped: the first step of a stage is computed, and
+    so is the second (a rate needs two computed steps of the stage);
+  - a change of any other setting the velocity depends on inside a stage (guidance scale, motion
+    score, and when guided the negative motion score, e.g. the released presets' negative motion
+    switch at t = 0.05) forces one computed step; the rate is kept but never measured across it;
+  - the last step is always computed;
+  - a cached tensor is only reused for an input of its own shape (else the state is dropped);
+  - threshold 0 never reuses: each step makes the very call `sample` makes without a cache, so the
+    output is bit-identical.
+Decisions are per prompt (a batch runs the model on the prompts that need it), so a batch still
+equals single runs. Why the velocity and not the residual v - x, and why EasyCache's rate and not
+MagCache's magnitude ratio: measured on the bundled demo model, README "Step cache".
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+
+from .._checks import is_number
+
+# The threshold `auto` stands for (bench/step_cache.py on the bundled demo model; README "Step cache").
+# A model folder may set its own in model_index.json's defaults as "step_cache_auto".
+AUTO_THRESHOLD = 0.1
+OFF_WORDS = ("off", "none", "no", "false")
+EPS = 1e-12
+
+
+def parse_step_cache(value, auto: float = AUTO_THRESHOLD) -> float | None:
+    """None / "off" -> None (no cache); "auto" -> `auto`; a number >= 0 (or its text) -> that threshold."""
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() in OFF_WORDS):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        value = auto
+    elif isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            value = None
+    if not is_number(value) or value != value or value < 0 or value == float("inf"):
+        raise ValueError(f"step cache must be 'off', 'auto' or a threshold >= 0 (e.g. 0.1), got {value!r}")
+    return float(value)
+
+
+class CacheEvent(NamedTuple):
+    """What the cache did at one step: the prompts computed, and for each reused prompt the step and
+    stage its velocity was computed at."""
+
+    step: int
+    stage: tuple  # ((pt, p), guided)
+    computed: tuple[int, ...]
+    reused: tuple[tuple[int, int, tuple], ...]  # (prompt, source step, source stage)
+
+
+def _norms(t: torch.Tensor) -> torch.Tensor:
+    """Per-item L2 norm over all but the first dim, in fp32: (B, ...) -> (B,)."""
+    return torch.linalg.vector_norm(t.float().flatten(1), dim=1)
+
+
+class StepCache:
+    """The schedule-aware velocity cache of one sampling run (module docstring). `events` records
+    every step's decisions; `begin(plan)` (called by `sample`) clears everything for a new run."""
+
+    def __init__(self, threshold: float):
+        if not is_number(threshold) or threshold < 0:
+            raise ValueError(f"step cache threshold must be a number >= 0, got {threshold!r}")
+        self.threshold = float(threshold)
+        self.events: list[CacheEvent] = []
+        self._last = -1
+        self._reset(None)
+
+    def begin(self, plan) -> None:
+        """Start a run over the steps `plan` (solver.step_plan)."""
+        self.events, self._last = [], plan[-1].index if plan else -1
+        self._reset(None)
+
+    def _reset(self, stage) -> None:
+        self._stage, self._settings, self._v = stage, None, None
+        self._x_src = self._x_prev = self._k = self._err = None
+        self._src: list[tuple[int, tuple]] = []
+
+    def velocity(self, step, x: torch.Tensor, compute: Callable) -> torch.Tensor:
+        """The velocity (B, ...) at `step` for latent `x`: `compute(None)` for all prompts, `compute(rows)`
+        for the prompts in the index tensor `rows`, the cached velocity for the others."""
+        stage = (tuple(step.patch), step.guidance != 0)
+        if self._v is None or stage != self._stage or self._v.shape != x.shape:
+            self._reset(stage)
+        settings = (step.guidance, step.motion, step.neg_motion) if stage[1] else (step.motion,)
+        refresh = self._v is not None and settings != self._settings
+        rows, estimate = self._rows_to_compute(step, x, refresh)
+        if bool(rows.all()):
+            v = compute(None)
+        else:
+            v = self._v.clone()
+            if bool(rows.any()):
+                index = rows.nonzero().flatten()
+                v[index] = compute(index).to(v.dtype)
+        if v.shape != x.shape:
+            raise RuntimeError(f"the velocity has shape {tuple(v.shape)} for a latent of shape {tuple(x.shape)}")
+        self._record(step, stage, rows)
+        self._update(step, x, v, rows, estimate, refresh, settings)
+        return v
+
+    def _rows_to_compute(self, step, x: torch.Tensor, refresh: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rows: bool (B,), the accumulated estimate e (B,)): compute where forced or e >= threshold."""
+        b = x.shape[0]
+        if self.threshold <= 0 or step.index == self._last or self._v is None or refresh:
+            return torch.ones(b, dtype=torch.bool), torch.zeros(b)
+        moved = _norms(x - self._x_prev) / _norms(self._v).clamp_min(EPS)
+        estimate = self._err + self._k * moved  # NaN while a prompt's rate is unknown: computed
+        return ~(estimate < self.threshold), estimate
+
+    def _update(self, step, x, v, rows, estimate, refresh: bool, settings) -> None:
+        b = x.shape[0]
+        if self._v is None:
+            self._k, self._err = torch.full((b,), float("nan")), torch.zeros(b)
+            self._x_src, self._src = x.clone(), [None] * b
+        elif not refresh:  # a rate from two computed steps of the same stage and settings
+            rate = _norms(v - self._v) / _norms(x - self._x_src).clamp_min(EPS)
+            self._k = torch.where(rows, rate, self._k)
+        self._err = torch.where(rows, torch.zeros(b), estimate)
+        self._x_src[rows] = x[rows]
+        for i in rows.nonzero().flatten().tolist():
+            self._src[i] = (step.index, self._stage)
+        self._v, self._x_prev, self._settings = v, x, settings
+
+    def _record(self, step, stage, rows) -> None:
+        computed = tuple(rows.nonzero().flatten().tolist())
+        reused = tuple((i, *self._src[i]) for i in (~rows).nonzero().flatten().tolist())
+        self.events.append(CacheEvent(step.index, stage, computed, reused))
+
+    def reused_steps(self) -> int:
+        """(step, prompt) pairs whose velocity was reused in the last run."""
+        return sum(len(e.reused) for e in self.events)
