@@ -105,3 +105,23 @@ def test_missing_incomplete_model_and_unwritable_output(model_dir, tmp_path, cap
     assert main(["generate", "a circle", "--model", str(model_dir), "--out", str(blocker / "sub")]) == 2
     assert "cannot write to the output folder" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_generate_records_forward_passes_dtype_and_step_cache(model_dir, tmp_path, capsys):
+    """3 steps of the f24 multi-scale grid (shift 24): t = 0 and 0.020 at 2x4, 0.077 at 2x2, all guided:
+    one model call of 2 rows per step."""
+    out = tmp_path / "out"
+    common = ["--model", str(model_dir), "--out", str(out), "--num-frames", "8", "--steps", "3", "--seed", "1",
+              "--dtype", "fp32"]
+    assert main(["generate", "a red circle", "--name", "a", "--step-cache", "0"] + common) == 0
+    rec = json.loads((out / "a.json").read_text())
+    assert (rec["dtype"], rec["step_cache"]) == ("fp32", 0.0)
+    assert rec["forwards"] == {"calls": {"2x4": 2, "2x2": 1}, "items": {"2x4": 4, "2x2": 2}, "reused": {},
+                               "total_calls": 3, "total_items": 6}
+    assert main(["generate", "a red circle", "--name", "b"] + common) == 0  # default: off
+    rec_off = json.loads((out / "b.json").read_text())
+    assert rec_off["step_cache"] is None and rec_off["forwards"] == rec["forwards"]
+    capsys.readouterr()
+    assert main(["generate", "a red circle", "--name", "c", "--step-cache", "fast"] + common) == 2
+    assert "error: step cache must be 'off', 'auto' or a threshold >= 0" in capsys.readouterr().err
+    assert not (out / "c.json").exists() and not (out / "c.mp4").exists()

@@ -1,7 +1,9 @@
 """`lumina-video generate PROMPT [options]`: write NAME.mp4 and NAME.json per prompt.
 
 NAME.json records the prompt, negative prompt, seed, size, fps, every sampling setting, the model
-folder, device and the seconds spent on text encoding, denoising and decoding. Both files are
+folder, device, dtype, the step cache's threshold (null: off), the transformer's forward passes per
+patch (`forwards`: model calls and rows, a guided call of B prompts being 1 call of 2B rows;
+sampling/forwards.py) and the seconds spent on text encoding, denoising and decoding. Both files are
 written to a temporary name and renamed, so a failed or killed run never leaves half a file.
 `write_generation` writes the pair; the web server (serve/) uses it too.
 
@@ -69,6 +71,9 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     ms.add_argument("--multiscale", dest="multiscale", action="store_true", default=None,
                     help="multi-scale patch schedule (coarse patches first)")
     ms.add_argument("--single-scale", dest="multiscale", action="store_false", help="finest patch only")
+    s.add_argument("--step-cache", metavar="off|auto|THRESH",
+                   help="reuse the velocity across steps while its estimated relative change stays under THRESH "
+                        "(auto: the model's recommended threshold; default: off; README 'Step cache')")
     a = p.add_argument_group("sound (Lumina-V2A)")
     a.add_argument("--audio", action="store_true",
                    help="add a soundtrack to each video with a V2A pipeline: NAME.mp4 gets an AAC track, "
@@ -185,9 +190,11 @@ def write_generation(folder, name: str, output, index: int, *, prompt: str, nega
     timings["write_s"] = time.perf_counter() - t0
     num_frames, height, width = (int(n) for n in frames.shape[:3])
     seed = None if output.seeds is None else output.seeds[index]
+    context.setdefault("dtype", output.dtype)
     record = dict(prompt=prompt, negative_prompt=negative_prompt, seed=seed, height=height, width=width,
                   num_frames=num_frames, fps=fps, video=f"{name}.mp4", **context,
-                  sampling=sampling_to_json(output.sampling),
+                  sampling=sampling_to_json(output.sampling), step_cache=output.step_cache,
+                  forwards=output.forwards,
                   sampling_official=output.sampling.to_official(), timings=timings,
                   lumina_video_version=__version__)
     files.write_json(folder / f"{name}.json", record)
@@ -255,6 +262,7 @@ def check_settings(pipe, args, prompts: list[str], device) -> tuple:
     config = pipe.resolve_sampling(args.preset, SamplingKnobs.from_object(args))
     height, width, num_frames = pipe.resolve_size(args.height, args.width, args.num_frames)
     pipe.check_inputs(prompts, args.negative_prompt, height, width, num_frames, config)
+    pipe.resolve_step_cache(getattr(args, "step_cache", None))  # a bad --step-cache fails before any compute
     batch = min(args.batch_size, len(prompts))
     info.check_memory(pipe, device, batch, height, width, num_frames, config.is_guided())
     for message in info.size_warnings(pipe.defaults, height, width, num_frames) + \
@@ -322,7 +330,7 @@ def cli_main(args) -> int:
     for start in range(0, len(prompts), args.batch_size):
         batch = prompts[start: start + args.batch_size]
         out = pipe(batch, args.negative_prompt, height, width, num_frames, preset=config, seed=seed + start,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, step_cache=args.step_cache)
         for i, prompt in enumerate(batch):
             _, _, record = write_generation(out_dir, names[start + i], out, i, prompt=prompt,
                                             negative_prompt=args.negative_prompt, fps=fps, **context,
