@@ -13,7 +13,7 @@ Layout (REFERENCE.md §5 defaults):
     stages[{name, steps, lr, tasks[{name, media, sources[{manifest, system_prompt, ratio, name}], size,
             fps, num_frames, pt, p, shift, global_batch, micro_batch, latents}]}],
     optim{lr, weight_decay, betas, eps, grad_clip}, ema{decay, every}, checkpoint{every, keep_last},
-    distributed{fsdp, activation_checkpointing, compile, precision},
+    distributed{fsdp, activation_checkpointing, compile, precision, sequence_parallel},
     caption_dropout, vd_weight, t_sampling, logit_mean, logit_std, default_system_prompt,
     video_motion_drop, image_motion_prob, log_every, num_workers, resume, export_defaults.
 """
@@ -110,6 +110,7 @@ class DistributedConfig:
     activation_checkpointing: bool = False
     compile: bool = False
     precision: str = "auto"         # "auto": bf16 on CUDA, fp32 on CPU | "bf16" | "fp32"
+    sequence_parallel: int = 1      # N processes share each item's tokens (Ulysses); FSDP2 spans all W = dp x N
 
 
 @dataclass
@@ -208,6 +209,9 @@ def check_config(cfg: TrainConfig) -> None:
     one_of(cfg.t_sampling, ("uniform", "logit_normal"), "t_sampling")
     one_of(cfg.distributed.precision, ("auto", "bf16", "fp32"), "distributed.precision")
     one_of(cfg.distributed.fsdp, ("auto", "always", "never"), "distributed.fsdp")
+    if cfg.distributed.sequence_parallel < 1:
+        raise ConfigError(f"config key 'distributed.sequence_parallel' must be >= 1, got "
+                          f"{cfg.distributed.sequence_parallel}")
     for key, v in (("caption_dropout", cfg.caption_dropout), ("video_motion_drop", cfg.video_motion_drop),
                    ("image_motion_prob", cfg.image_motion_prob), ("ema.decay", cfg.ema.decay)):
         if not 0.0 <= v <= 1.0:

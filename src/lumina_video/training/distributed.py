@@ -3,6 +3,7 @@
 The same trainer runs as one plain process (CPU or one GPU) or as several processes under `torchrun`
 (gloo on CPU, NCCL on GPUs). The model file knows nothing of this; `wrap_model` applies, per block:
     1. activation checkpointing (torch.distributed._composable.checkpoint: keeps parameter names),
+       then, with `distributed.sequence_parallel` N > 1, Ulysses sequence parallelism (parallel/),
     2. torch.compile (nn.Module.compile: in place, keeps parameter names),
     3. FSDP2 `fully_shard` (parameters become DTensor shards), then `fully_shard` on the root,
 with bf16 parameters for compute and fp32 gradient reduction on CUDA (MixedPrecisionPolicy).
@@ -31,6 +32,21 @@ class DistEnv:
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
     owns_group: bool = False  # True when setup() created the process group (and teardown ends it)
+    sp: int = 1               # sequence-parallel group size N: ranks dp_rank N .. dp_rank N + N - 1 share items
+    sp_group: object = None   # its process group (parallel.training_mesh), None when N = 1
+
+    @property
+    def dp_rank(self) -> int:
+        """Index of this process's data-parallel group (its share of every global batch)."""
+        return self.rank // self.sp
+
+    @property
+    def dp_world(self) -> int:
+        return self.world // self.sp
+
+    @property
+    def sp_rank(self) -> int:
+        return self.rank % self.sp
 
     @property
     def is_main(self) -> bool:
@@ -76,6 +92,20 @@ def setup(force_group: bool = False) -> DistEnv:
     else:
         device = torch.device("cpu")
     return DistEnv(rank, world, local_rank, device, owns)
+
+
+def with_sequence_parallel(env: DistEnv, n: int) -> DistEnv:
+    """`env` with N-process sequence-parallel groups on the ("dp", "sp") mesh (parallel/mesh.py)."""
+    if n == 1:
+        return env
+    if env.world % n:
+        raise ValueError(f"distributed.sequence_parallel={n} must divide the number of processes ({env.world}); "
+                         f"start them with torchrun --nproc_per_node")
+    from dataclasses import replace
+
+    from ..parallel import training_mesh
+
+    return replace(env, sp=n, sp_group=training_mesh(n).get_group("sp"))
 
 
 def teardown(env: DistEnv, clean: bool = True) -> None:
@@ -127,7 +157,11 @@ def wrap_model(model: nn.Module, env: DistEnv, *, shard: bool, dtype: torch.dtyp
                activation_checkpointing: bool = False, compile: bool = False) -> nn.Module:
     """Apply activation checkpointing, compile and FSDP2 per block (`model.layers`), then FSDP2 on the root.
 
-    Parameter names are unchanged, so state dicts keep the official key names.
+    With `env.sp` > 1 the token sequence is sharded over the env's sequence-parallel group (Ulysses,
+    parallel/sequence.py), after activation checkpointing so that a recomputed block is given the
+    inputs its forward was given; FSDP2 still shards over all W processes (a flat mesh): the sp ranks of
+    a group hold partial gradients of the same parameters, and the one reduce-scatter that averages over
+    W sums them too (see train_step). Parameter names are unchanged, so state dicts keep the official key names.
     """
     blocks = list(model.layers)
     if activation_checkpointing:
@@ -135,6 +169,10 @@ def wrap_model(model: nn.Module, env: DistEnv, *, shard: bool, dtype: torch.dtyp
 
         for block in blocks:
             checkpoint(block)
+    if env.sp > 1:
+        from ..parallel import parallelize_sequence
+
+        parallelize_sequence(model, env.sp_group)
     if compile:
         for block in blocks:
             block.compile()

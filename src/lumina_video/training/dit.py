@@ -90,7 +90,7 @@ def make_stream(task, cfg: TrainConfig, env, recs, dataset_factory, consumed: in
     dataset = dataset_factory(task, cfg, records, prompts)
     order = GlobalBatchOrder(bucket_keys(dataset), task.global_batch, stable_seed(cfg.seed, task.name, "order"),
                              task.name)
-    return TaskStream(task, dataset, order, env.rank, env.world, consumed, cfg.num_workers)
+    return TaskStream(task, dataset, order, env.dp_rank, env.dp_world, consumed, cfg.num_workers)
 
 
 def train_step(model, streams: list[TaskStream], cfg: TrainConfig, env, step: int, captions: CaptionEncoder,
@@ -99,6 +99,9 @@ def train_step(model, streams: list[TaskStream], cfg: TrainConfig, env, step: in
 
     Each micro-batch's loss is sum(item losses) / (this process's share of the task's batch); FSDP
     averages over processes, so the gradient is that of sum over tasks of mean over each global batch.
+    With sequence parallelism the N ranks of a group share one share: each computes the same loss X
+    (the output is gathered), their gradients add up to N dX/dθ and FSDP's average over W = dp N
+    processes leaves the mean over the dp groups, as above. The logged sums count group rank 0 only.
     """
     model.train()
     n = len(streams)
@@ -123,7 +126,8 @@ def train_step(model, streams: list[TaskStream], cfg: TrainConfig, env, step: in
         tokens += mb.tokens
         flops += step_flops(model.config, mb, stream.task)
     host = torch.cat([counts, torch.tensor([samples, tokens, flops], dtype=torch.float64)])
-    stats = distributed.all_reduce_sum(torch.cat([sums.cpu(), host]), env)
+    counted = float(env.sp_rank == 0)  # one copy of each sequence-parallel group's numbers
+    stats = distributed.all_reduce_sum(torch.cat([sums.cpu(), host]) * counted, env)
     task_loss = stats[:n] / stats[n:2 * n].clamp(min=1)
     params = [p for p in model.parameters() if p.grad is not None]
     clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")

@@ -63,6 +63,7 @@ def train(cfg: TrainConfig, *, text_encoder=None, vae=None, dataset_factory=buil
     """
     env = distributed.setup(force_group=cfg.distributed.fsdp == "always")
     try:
+        env = distributed.with_sequence_parallel(env, cfg.distributed.sequence_parallel)
         parts = prepare(cfg, env, text_encoder, vae)
         result = run(parts, env, dataset_factory, stop_at, checkpoint_hook, progress)
     except BaseException:
