@@ -304,3 +304,23 @@ def test_cli_checks_threads_and_device_before_loading(capsys):
     assert "--threads must be >= 1" in capsys.readouterr().err
     assert main(["serve", "--device", "cdua"]) == 2
     assert "--device cdua: not a device name" in capsys.readouterr().err
+
+
+def test_page_has_a_step_cache_field_that_reaches_the_record(pipe, limits, tmp_path):
+    gr = pytest.importorskip("gradio")
+    demo = serve.build_app(pipe, limits=limits, queue_size=2)
+    field = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}["step-cache"]
+    assert isinstance(field, gr.Dropdown) and field.value == "off" and field.allow_custom_value
+    assert [c[1] for c in field.choices] == ["off", "auto"]
+    values = ["a red circle", "", 6.0, 2.0, False, 6, 4.0, False, 3, 32, 32, 1]
+    assert serve.page.form_request(*values, "0.5").step_cache == "0.5"
+    gen = RequestRunner(pipe, limits, tmp_path)
+    _, _, plain = gen(serve.page.form_request(*values, "off"))
+    _, _, cached = gen(serve.page.form_request(*values, "1e9"))  # reuses wherever the rules allow
+    assert plain["step_cache"] is None and cached["step_cache"] == 1e9 and cached["dtype"] == plain["dtype"]
+    # 6 single-scale steps of the f24 grid, all guided (t < 0.2): steps 0, 1 (the stage's start), 4 (the
+    # negative motion switch at t = 0.05) and 5 (the last) are computed, 2 and 3 reused
+    assert plain["forwards"]["total_calls"] == 6 and cached["forwards"]["total_calls"] == 4
+    assert cached["forwards"]["reused"] == {"1x2": 2}
+    with pytest.raises(ValueError, match="step cache must be 'off', 'auto' or a threshold"):
+        check_request(pipe, limits, serve.page.form_request(*values, "fast"))

@@ -47,6 +47,7 @@ class Request:
     height: int | None = None
     width: int | None = None
     num_frames: int | None = None
+    step_cache: str | float | None = None  # "off", "auto" or a threshold (sampling/step_cache.py)
 
     def knobs(self):
         """The SamplingKnobs the page sets (the others keep the model's defaults)."""
@@ -137,9 +138,10 @@ def check_request(pipe, limits: Limits, req: Request):
     seed = None if req.seed is None else _in_range(req.seed, "seed", 0, MAX_SEED)
     config = pipe.resolve_sampling(None, req.knobs(), steps=steps)
     pipe.check_inputs(req.prompt, negative, height, width, frames, config)
+    pipe.resolve_step_cache(req.step_cache)  # a bad step cache value: its one-line message
     check_memory(pipe, pipe.device, 1, height, width, frames, config.is_guided())
     filled = Request(req.prompt, negative, req.motion_score, req.negative_motion_score, config.is_multiscale(),
-                     config.steps, req.guidance_scale, seed, height, width, frames)
+                     config.steps, req.guidance_scale, seed, height, width, frames, req.step_cache)
     return config, filled
 
 

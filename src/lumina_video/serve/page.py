@@ -23,7 +23,7 @@ DEFAULT_QUEUE_SIZE = 8
 ELEMENT_IDS = dict(prompt="prompt", negative="negative-prompt", motion="motion", negative_motion="negative-motion",
                    multiscale="multiscale", steps="steps", guidance="guidance", randomize="randomize-seed",
                    seed="seed", height="height", width="width", frames="frames", run="generate", video="video",
-                   settings="settings", files="download")
+                   settings="settings", files="download", step_cache="step-cache")
 
 
 def import_gradio():
@@ -96,17 +96,18 @@ class _Form:
     height: object
     width: object
     frames: object
+    step_cache: object
 
     def values(self) -> list:
         return [self.prompt, self.negative, self.motion, self.negative_motion, self.multiscale, self.steps,
-                self.guidance, self.randomize, self.seed, self.height, self.width, self.frames]
+                self.guidance, self.randomize, self.seed, self.height, self.width, self.frames, self.step_cache]
 
 
 def form_request(prompt, negative, motion, negative_motion, multiscale, steps, guidance, randomize, seed, height,
-                 width, frames) -> Request:
+                 width, frames, step_cache="off") -> Request:
     """The page's input values (in `_Form.values` order) as a Request; "random seed" ticked: seed None."""
     return Request(prompt, negative, motion, negative_motion, multiscale, steps, guidance,
-                   None if randomize else seed, height, width, frames)
+                   None if randomize else seed, height, width, frames, step_cache)
 
 
 def _sizes_and_frames(gr, limits: Limits, initial: dict, ids: dict) -> tuple:
@@ -143,6 +144,9 @@ def _input_column(gr, pipe, limits: Limits, ids: dict = ELEMENT_IDS) -> tuple:
     negative = gr.Textbox(label="Negative prompt", elem_id=ids["negative"])
     height, width, frames = _sizes_and_frames(gr, limits, initial, ids)
     motion, negative_motion, multiscale, steps, guidance = _sampling_inputs(gr, limits, initial, ids)
+    step_cache = gr.Dropdown(["off", "auto"], value="off", allow_custom_value=True, label="Step cache",
+                             info="reuse the velocity across steps (faster, slightly different): off, auto or a "
+                                  "threshold such as 0.1", elem_id=ids["step_cache"])
     with gr.Row():
         randomize = gr.Checkbox(True, label="Random seed", elem_id=ids["randomize"])
         seed = gr.Number(0, label="Seed (the one used is shown after a run)", precision=0, minimum=0,
@@ -152,7 +156,7 @@ def _input_column(gr, pipe, limits: Limits, ids: dict = ELEMENT_IDS) -> tuple:
     if examples:
         gr.Examples([[e] for e in examples], inputs=[prompt], label="Example prompts")
     form = _Form(prompt, negative, motion, negative_motion, multiscale, steps, guidance, randomize, seed, height,
-                 width, frames)
+                 width, frames, step_cache)
     return form, button
 
 

@@ -73,7 +73,8 @@ class RequestRunner:
             self._check_open()
             report(None, desc="encoding the prompt")
             out = self.pipe(req.prompt, req.negative_prompt, req.height, req.width, req.num_frames, preset=config,
-                            seed=req.seed, callback=on_step, progress=self.console_progress)
+                            seed=req.seed, callback=on_step, progress=self.console_progress,
+                            step_cache=req.step_cache)
         name = f"{slug(req.prompt)}-s{out.seeds[0]}"
         folder = self.out_dir / f"{next(self._count):06d}"
         report(None, desc="writing the video")
