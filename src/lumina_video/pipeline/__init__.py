@@ -197,6 +197,23 @@ class LuminaVideoPipeline(DiffusionPipeline):
                 f"even number: use 8m frames (8, 16, ..., 96) or single-scale sampling"
             )
 
+    # -- speed --------------------------------------------------------------------------------
+    cache_caption_kv = True  # each call computes the transformer's caption keys/values once (same output)
+
+    def _caption_cache(self):
+        """The transformer's caption key/value cache for one call (model/nextdit.py `caption_cache`), when
+        `cache_caption_kv` is on and the transformer has one; else a no-op context."""
+        import contextlib
+
+        enable = getattr(self.transformer, "caption_cache", None) if self.cache_caption_kv else None
+        return enable() if enable is not None else contextlib.nullcontext()
+
+    def compile_transformer(self, **compile_kwargs) -> LuminaVideoPipeline:
+        """torch.compile the transformer's blocks (`MultiScaleNextDiT.compile_blocks`: dynamic shapes, so the
+        patch-size stages share graphs); the first call compiles (slow), later calls reuse. Returns self."""
+        self.transformer.compile_blocks(**compile_kwargs)
+        return self
+
     # -- the steps of a call --------------------------------------------------------------------
     def encode_prompt(self, prompts: list[str], negative_prompts: list[str], guided: bool, device=None) -> tuple:
         """(cap_feats, cap_mask) of the prompts, rows [0:B], then of the negative prompts, rows [B:2B]
@@ -281,7 +298,7 @@ class LuminaVideoPipeline(DiffusionPipeline):
         noise = self.prepare_latents(len(prompts), height, width, num_frames, seeds, generator)
         # 4. Denoising loop
         progress = progress and not getattr(self, "_progress_bar_config", {}).get("disable", False)
-        with timed(timings, "denoise_s", device):
+        with timed(timings, "denoise_s", device), self._caption_cache():
             latents = sample(self.transformer, noise.to(device), feats.to(device), mask.to(device), config,
                              progress=progress, callback=self._step_callback(callback, callback_on_step_end),
                              step_cache=cache, counts=counts)
