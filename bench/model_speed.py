@@ -1,40 +1,124 @@
-"""Forward time of each patch size, and the relative cost of the multi-scale schedule.
+"""Forward time of each patch size, the model's FLOP rate against this machine's matmul rate, bf16 vs fp32,
+and the relative cost of the multi-scale schedule.
 
 The paper (Table 2) reports relative time (1,2,2) 1.00, (2,2,2) 0.36, (2,4,4) 0.07, combined 0.34.
 Default: the released 2B width (dim 2304, 16 heads, 8 kv heads) with a few blocks (the ratio between
 patch sizes does not depend on depth), on the latent of a 672x384, 32-frame video
-(8 x 48 x 84 latent, 8,064 tokens at (1,2,2)). Use --layers 24 for the full model's absolute time.
+(8 x 48 x 84 latent, 8,064 tokens at (1,2,2)), 128 caption tokens. Use --layers 24 for the full model's
+absolute time.
 
-    python bench/model_speed.py [--layers 1] [--latent 8 48 84] [--repeat 2]
+Efficiency: the model's FLOPs (model/flops.py: matrix products only) over the forward time, as a
+fraction of the rate of one plain matmul of the FFN's shape (tokens x dim) @ (dim x ffn) in the same
+dtype, timed in the same run (so a busy machine slows both). Times are medians of --repeat runs after
+a warm-up. --profile prints torch.profiler's top operators of one (1,2,2) forward.
+
+    python bench/model_speed.py [--dtype fp32|bf16|both] [--layers 1] [--latent 8 48 84] [--repeat 3] [--profile]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
 
-from lumina_video.devices import parse_dtype
+from lumina_video.devices import cpu_has_native_bf16, parse_dtype
 from lumina_video.model import MultiScaleNextDiT
+from lumina_video.model.blocks import ffn_hidden_dim
+from lumina_video.model.flops import flops_per_item
 from lumina_video.sampling import SamplingConfig, step_plan
 
+PATCHES = [(1, 2), (2, 2), (2, 4)]
+PAPER = {(1, 2): "1.00", (2, 2): "0.36", (2, 4): "0.07"}
+CAP_LEN = 128
 
-def timed_forward(model, x, cap, mask, p, pt, repeat):
-    b = x.shape[0]
-    args = (torch.full((b,), 0.5), cap[:b], mask[:b], torch.full((b,), 6.0), p, pt)
+
+def median_time(fn, repeat: int) -> float:
+    """Median seconds of `repeat` calls of fn after one warm-up call."""
     with torch.inference_mode():
-        model(x, *args)  # warm-up
-        best = float("inf")
+        fn()
+        runs = []
         for _ in range(repeat):
             t0 = time.perf_counter()
-            model(x, *args)
-            best = min(best, time.perf_counter() - t0)
-    return best
+            fn()
+            runs.append(time.perf_counter() - t0)
+    return statistics.median(runs)
 
 
-def schedule_cost(config: SamplingConfig, times: dict, times_cfg: dict) -> float:
+def matmul_rate(tokens: int, dim: int, hidden: int, dtype, repeat: int) -> float:
+    """FLOP/s of (tokens x dim) @ (dim x hidden) in `dtype` (the FFN's w1 shape)."""
+    a, b = torch.randn(tokens, dim, dtype=dtype), torch.randn(dim, hidden, dtype=dtype)
+    return 2 * tokens * dim * hidden / median_time(lambda: a @ b, repeat)
+
+
+def build(args, dtype):
+    torch.manual_seed(0)
+    model = MultiScaleNextDiT(dim=args.dim, n_layers=args.layers, n_heads=args.heads, n_kv_heads=args.kv_heads,
+                              cap_feat_dim=args.dim, in_channels=16).to(dtype).eval()
+    with torch.no_grad():  # non-zero gates so every path does its real work
+        for p in model.parameters():
+            p.normal_(0, 0.02)
+    return model
+
+
+def forward_fn(model, b: int, args, dtype, patch):
+    f, h, w = args.latent
+    x = torch.randn(b, 16, f, h, w, dtype=dtype)
+    cap = torch.randn(b, CAP_LEN, args.dim, dtype=dtype)
+    mask = torch.ones(b, CAP_LEN, dtype=torch.bool)
+    t, motion = torch.full((b,), 0.5), torch.full((b,), 6.0)
+    pt, p = patch
+    return lambda: model(x, t, cap, mask, motion, patch_size=p, f_patch_size=pt)
+
+
+def measure(args, dtype_name: str) -> dict:
+    """Per patch: tokens, forward seconds at B=1 and B=2, FLOPs at B=1; plus the matmul rate."""
+    dtype = parse_dtype(dtype_name)
+    model = build(args, dtype)
+    f, h, w = args.latent
+    out = {"matmul": matmul_rate(f * h * w // 4, args.dim, ffn_hidden_dim(args.dim, 256, None), dtype, args.repeat)}
+    for pt, p in PATCHES:
+        tokens = (f // pt) * (h // p) * (w // p)
+        out[(pt, p)] = dict(tokens=tokens, b1=median_time(forward_fn(model, 1, args, dtype, (pt, p)), args.repeat),
+                            b2=median_time(forward_fn(model, 2, args, dtype, (pt, p)), args.repeat),
+                            flops=flops_per_item(model.config, tokens, CAP_LEN, (pt, p)))
+    if args.profile:
+        profile(forward_fn(model, 1, args, dtype, (1, 2)), dtype_name)
+    return out
+
+
+def profile(fn, label: str, top: int = 12) -> None:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch.inference_mode():
+        fn()
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+    print(f"\ntorch.profiler, one (1,2,2) forward, {label}: top {top} operators by self CPU time")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top, max_name_column_width=48))
+
+
+def schedule_cost(config: SamplingConfig, r: dict) -> float:
     """Seconds for one sampling run: per step the forward of that step's patch, both branches when guided."""
-    return sum((times_cfg if step.guidance != 0 else times)[step.patch] for step in step_plan(config))
+    return sum(r[step.patch]["b2" if step.guidance != 0 else "b1"] for step in step_plan(config))
+
+
+def report(label: str, r: dict) -> None:
+    base = r[(1, 2)]["b1"]
+    print(f"\n{label}: matmul {r['matmul'] / 1e9:.0f} GFLOP/s (FFN shape, same run)")
+    print("| patch (pt,p,p) | tokens | forward s (B=1) | forward s (B=2, CFG) | GFLOP/s | of matmul rate | relative "
+          "| paper |")
+    print("|---|---|---|---|---|---|---|---|")
+    for patch in PATCHES:
+        e = r[patch]
+        rate = e["flops"] / e["b1"]
+        print(f"| ({patch[0]},{patch[1]},{patch[1]}) | {e['tokens']} | {e['b1']:.3f} | {e['b2']:.3f} "
+              f"| {rate / 1e9:.0f} | {rate / r['matmul']:.0%} | {e['b1'] / base:.2f} | {PAPER[patch]} |")
+    single, multi = SamplingConfig.preset("f24F96R960"), SamplingConfig.preset("f24F96R960-MultiScale")
+    s_cost, m_cost = schedule_cost(single, r), schedule_cost(multi, r)
+    print(f"| schedule f24F96R960-MultiScale vs f24F96R960 ({multi.steps} vs {single.steps} steps) | | "
+          f"{m_cost:.1f} s vs {s_cost:.1f} s per block | | | | {m_cost / s_cost:.2f} | 0.34 |")
 
 
 def main():
@@ -44,51 +128,25 @@ def main():
     ap.add_argument("--kv-heads", type=int, default=8)
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--latent", type=int, nargs=3, default=[8, 48, 84], metavar=("F", "H", "W"))
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dtype", choices=["fp32", "bf16", "both"], default="both")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--profile", action="store_true", help="print torch.profiler's top operators per dtype")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    dtype = parse_dtype(args.dtype)
-
-    torch.manual_seed(0)
-    model = MultiScaleNextDiT(dim=args.dim, n_layers=args.layers, n_heads=args.heads, n_kv_heads=args.kv_heads,
-                              cap_feat_dim=args.dim, in_channels=16).to(dtype).eval()
-    with torch.no_grad():  # non-zero gates so every path does its real work
-        for p in model.parameters():
-            p.normal_(0, 0.02)
+    names = ["fp32", "bf16"] if args.dtype == "both" else [args.dtype]
     f, h, w = args.latent
-    cap = torch.randn(2, 128, args.dim, dtype=dtype)
-    mask = torch.ones(2, 128, dtype=torch.long)
-    x1 = torch.randn(1, 16, f, h, w, dtype=dtype)
-    x2 = torch.randn(2, 16, f, h, w, dtype=dtype)
-
-    print(f"model: dim {args.dim}, {args.layers} block(s), {args.heads}/{args.kv_heads} heads, {args.dtype}; "
-          f"latent (F,H,W) = ({f},{h},{w}); torch {torch.__version__}, {torch.get_num_threads()} threads")
-    times, times_cfg = {}, {}
-    rows = []
-    for pt, p in [(1, 2), (2, 2), (2, 4)]:
-        tokens = (f // pt) * (h // p) * (w // p)
-        times[(pt, p)] = timed_forward(model, x1, cap, mask, p, pt, args.repeat)
-        times_cfg[(pt, p)] = timed_forward(model, x2, cap, mask, p, pt, args.repeat)
-        rows.append((pt, p, tokens))
-
-    base = times[(1, 2)]
-    paper = {(1, 2): "1.00", (2, 2): "0.36", (2, 4): "0.07"}
-    print("\n| patch (pt,p,p) | tokens | forward s (B=1) | forward s (B=2, CFG) | relative | paper |")
-    print("|---|---|---|---|---|---|")
-    for pt, p, tokens in rows:
-        print(f"| ({pt},{p},{p}) | {tokens} | {times[(pt, p)]:.3f} | {times_cfg[(pt, p)]:.3f} | "
-              f"{times[(pt, p)] / base:.2f} | {paper[(pt, p)]} |")
-
-    single = SamplingConfig.preset("f24F96R960")
-    multi = SamplingConfig.preset("f24F96R960-MultiScale")
-    s_cost, m_cost = schedule_cost(single, times, times_cfg), schedule_cost(multi, times, times_cfg)
-    print("\n| schedule | steps | est. seconds per block | relative | paper |")
-    print("|---|---|---|---|---|")
-    print(f"| f24F96R960 (1,2,2) only | {single.steps} | {s_cost:.1f} | 1.00 | 1.00 |")
-    print(f"| f24F96R960-MultiScale | {multi.steps} | {m_cost:.1f} | {m_cost / s_cost:.2f} | 0.34 |")
+    print(f"model: dim {args.dim}, {args.layers} block(s), {args.heads}/{args.kv_heads} heads; latent (F,H,W) = "
+          f"({f},{h},{w}), {CAP_LEN} caption tokens; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"native CPU bf16: {cpu_has_native_bf16()}; medians of {args.repeat}")
+    results = {name: measure(args, name) for name in names}
+    for name in names:
+        report(name, results[name])
+    if len(names) == 2:
+        a, b = results["fp32"], results["bf16"]
+        ratios = ", ".join(f"({pt},{p},{p}) {a[(pt, p)]['b1'] / b[(pt, p)]['b1']:.2f}x" for pt, p in PATCHES)
+        print(f"\nbf16 speed-up over fp32 (B=1 forward, same run): {ratios}; matmul {b['matmul'] / a['matmul']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,12 @@
 
     parse_dtype("bf16") -> torch.bfloat16        (also "bfloat16", "fp32", "float32", "fp16", "float16")
     default_device()    -> "cuda" when torch sees a GPU, else "cpu"
-    default_dtype(dev)  -> bfloat16 on CUDA, float32 elsewhere (generation and training alike)
+    default_dtype(dev)  -> bfloat16 on CUDA, float32 elsewhere (training's compute dtype)
+    cpu_has_native_bf16() -> whether this CPU computes bf16 in hardware (AMX-BF16 or AVX512-BF16);
+                         $LUMINA_VIDEO_CPU_BF16 = 1 / 0 overrides the detection (for tests)
+    generation_dtypes(dev) -> the compute dtype of each pipeline part for generation:
+                         transformer bf16 on CUDA and on CPUs with native bf16, else fp32;
+                         text encoder and VAE as measured best (README "Speed")
     check_device(name)  -> the device name if this torch can run on it, else a one-line ValueError
     device_memory(dev)  -> bytes of memory of the device (RAM for the CPU), or None when unknown
 """
@@ -47,6 +52,64 @@ def default_device() -> str:
 
 def default_dtype(device) -> torch.dtype:
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
+CPU_BF16_ENV = "LUMINA_VIDEO_CPU_BF16"
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of the bf16 instruction sets
+
+
+def _cpuinfo_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether bf16 matrix products run in hardware on this CPU: $LUMINA_VIDEO_CPU_BF16 ("1" / "0") when
+    set, else oneDNN is built in and the CPU has AMX-BF16 or AVX512-BF16 (torch.cpu's own checks, or the
+    /proc/cpuinfo flags `amx_bf16` / `avx512_bf16`). Without them bf16 is emulated and slower than fp32."""
+    forced = os.environ.get(CPU_BF16_ENV, "").strip().lower()
+    if forced in ("1", "true", "yes", "on"):
+        return True
+    if forced in ("0", "false", "no", "off"):
+        return False
+    if forced:
+        raise ValueError(f"${CPU_BF16_ENV}={forced!r}: use 1 or 0 (or leave it unset to detect)")
+    if not torch.backends.mkldnn.is_available():
+        return False
+    flags = _cpuinfo_flags()
+    if flags:
+        return bool(set(CPU_BF16_FLAGS) & flags)
+    cpu = getattr(torch, "cpu", None)  # no /proc/cpuinfo: torch's own CPUID checks (AMX tiles imply AMX-BF16)
+    return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+# Measured on a CPU with AMX (README "Speed", bench/precision.py): the text encoder and the VAE keep fp32
+GENERATION_PARTS = ("transformer", "text_encoder", "vae")
+
+
+def generation_dtypes(device) -> dict[str, torch.dtype]:
+    """{part: compute dtype} for generation on `device`: the transformer in bf16 on CUDA and on a CPU with
+    native bf16 (`cpu_has_native_bf16`), else fp32; the text encoder as the transformer on CUDA and
+    fp32 on the CPU; the VAE in fp32 (measured: README "Speed")."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return dict(transformer=torch.bfloat16, text_encoder=torch.bfloat16, vae=torch.float32)
+    transformer = torch.bfloat16 if kind == "cpu" and cpu_has_native_bf16() else torch.float32
+    return dict(transformer=transformer, text_encoder=torch.float32, vae=torch.float32)
+
+
+def dtypes_name(dtypes: dict[str, torch.dtype]) -> str:
+    """One name when every part has the same dtype ("bf16"), else "transformer bf16, text_encoder fp32, ..."."""
+    names = {part: dtype_name(d) for part, d in dtypes.items()}
+    if len(set(names.values())) == 1:
+        return next(iter(names.values()))
+    return ", ".join(f"{part} {name}" for part, name in names.items())
 
 
 def check_device(name: str | torch.device | None, what: str = "--device") -> str:

@@ -192,7 +192,8 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
         finally:
             self._caption_cache = previous
 
-    _caption_cache: dict | None = None
+    _caption_cache: dict | None = None  # {caption key: (caption tensor, [(keys, values) per block])} when on
+    _blocks_compiled = False  # compile_blocks has run
 
     def _caption_kvs(self, key, cap_feats: torch.Tensor) -> list:
         """Per block (keys, values) of the caption: cached under `key` in a caption_cache, else None each
@@ -202,7 +203,8 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
             return [None] * len(self.layers)
         entry = cache.get(key[1:])
         if entry is None:
-            entry = (key[0], [layer.caption_kv(cap_feats) for layer in self.layers])
+            kvs = [tuple(_not_a_view(t) for t in layer.caption_kv(cap_feats)) for layer in self.layers]
+            entry = (key[0], kvs)
             cache[key[1:]] = entry
         return entry[1]
 
@@ -212,6 +214,7 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
         multi-scale schedule do not each recompile. Returns the model."""
         compile_kwargs.setdefault("dynamic", True)
         self.compile_repeated_blocks(**compile_kwargs)
+        self._blocks_compiled = True
         return self
 
     # ------------------------------------------------------------------------------------------
@@ -282,7 +285,7 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
             xb = torch.stack(list(x)) if is_list else x
             tokens = patchify(xb.to(dtype), pt, p)  # (B, N, pt*p*p*C)
             grid = token_grid(shapes[0], pt, p)
-            freqs = self.rope.grid_freqs(grid, device)[None].expand(len(shapes), -1, -1)
+            freqs = self.rope.grid_freqs(grid, device)[None]  # (1, N, head_dim/2): broadcast over the batch
             x_mask = None
         else:
             seqs = [patchify(item[None].to(dtype), pt, p)[0] for item in x]
@@ -301,6 +304,8 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
 
         # 7. blocks (caption keys/values from the cache when one is on), final layer, unpatchify
         kvs = self._caption_kvs(caption_key, cap_feats)
+        if self._blocks_compiled:  # views as block inputs would add guards on their bases (and recompiles)
+            h, freqs, cap_feats, cap_mask, c = (_not_a_view(v) for v in (h, freqs, cap_feats, cap_mask, c))
         for layer, kv in zip(self.layers, kvs):
             h = layer(h, x_mask, freqs, cap_feats, cap_mask, c, cap_kv=kv)
         out = self.all_final_layer[key](h, c)  # (B, N, pt*p*p*C)
@@ -358,6 +363,11 @@ class MultiScaleNextDiT(ModelMixin, ConfigMixin):
         if dtype is not None:
             nn.Module.to(model, dtype)  # nn.Module's: diffusers 0.42's to() warns about float32 modules it lacks
         return model.eval()
+
+
+def _not_a_view(t: torch.Tensor | None) -> torch.Tensor | None:
+    """t, or a copy of it when t is a view (its own storage, so torch.compile guards t alone)."""
+    return t.clone() if t is not None and t._base is not None else t
 
 
 def _tensor_key(t: torch.Tensor) -> tuple:

@@ -76,7 +76,7 @@ class RoPE:
             view = [1] * len(grid) + [d // 2]
             view[i] = n
             parts.append(self.axis_freqs(d, n, device).view(view).expand(*grid, d // 2))
-        table = torch.cat(parts, dim=-1).reshape(-1, self.head_dim // 2)
+        table = torch.cat(parts, dim=-1).reshape(-1, self.head_dim // 2).clone()  # not a view: no _base to guard
         if len(self._cache) > 64:  # bounded: grids come from a handful of buckets
             self._cache.clear()
         self._cache[key] = table
