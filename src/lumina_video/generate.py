@@ -85,6 +85,9 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--batch-size", type=int, default=1,
                    help="prompts per forward pass (same videos up to float rounding)")
     add_run_arguments(r)
+    r.add_argument("--parallel", choices=("none", "cfg", "sp", "cfg+sp"), default="none",
+                   help="under torchrun --nproc_per_node N: the guidance branches on 2 processes (cfg), Ulysses "
+                        "sequence parallelism over N (sp), or both (cfg+sp, 2 x N/2); rank 0 writes the files")
 
 
 def add_device_arguments(group) -> None:
@@ -311,8 +314,12 @@ def cli_main(args) -> int:
     prompts, model_dir, out_dir = _check_args(args)
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     names, notes = free_names(out_dir, output_names(prompts, seed, args.name), args.overwrite)
+    from .parallel import start_parallel
+
+    run = start_parallel(getattr(args, "parallel", "none"), quiet_others=True)  # before loading: the CUDA device
     t0 = time.perf_counter()
     pipe, device, dtype = load_pipeline(args, model_dir)
+    run.apply(pipe)
     load_s = time.perf_counter() - t0
     fps = args.fps or float(pipe.defaults["fps"])
     config, height, width, num_frames = check_settings(pipe, args, prompts, device)  # nothing is written if wrong
@@ -323,14 +330,17 @@ def cli_main(args) -> int:
     for note in notes:
         print(note)
     context = dict(model=str(model_dir), preset=args.preset, device=device, dtype=dtype_name(dtype),
-                   offload=bool(args.offload))
+                   offload=bool(args.offload), parallel=f"{run.mode} x {run.world}" if run.world > 1 else "none")
     totals = dict(text_s=0.0, denoise_s=0.0, decode_s=0.0, write_s=0.0)
     bar = tqdm(total=len(prompts), desc="prompt", unit="prompt", disable=args.no_progress or len(prompts) < 2,
                bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| [{elapsed}<{remaining}]")
     for start in range(0, len(prompts), args.batch_size):
         batch = prompts[start: start + args.batch_size]
         out = pipe(batch, args.negative_prompt, height, width, num_frames, preset=config, seed=seed + start,
-                   progress=not args.no_progress, step_cache=args.step_cache)
+                   progress=not args.no_progress and run.is_main, step_cache=args.step_cache,
+                   output_type="np" if run.is_main else "latent")  # the other ranks only help denoising
+        if not run.is_main:
+            continue
         for i, prompt in enumerate(batch):
             _, _, record = write_generation(out_dir, names[start + i], out, i, prompt=prompt,
                                             negative_prompt=args.negative_prompt, fps=fps, **context,
@@ -347,4 +357,5 @@ def cli_main(args) -> int:
     bar.close()
     print(f"done: {len(prompts)} video(s) in {out_dir}; total text {totals['text_s']:.2f}s, denoise "
           f"{totals['denoise_s']:.2f}s, decode {totals['decode_s']:.2f}s, write {totals['write_s']:.2f}s")
+    run.close()
     return 0
