@@ -95,8 +95,9 @@ def add_device_arguments(group) -> None:
     from .devices import DTYPES
 
     group.add_argument("--device", help="cpu, cuda, cuda:N, mps (default: cuda if available, else cpu)")
-    group.add_argument("--dtype", choices=sorted(DTYPES), help="weights of transformer and text encoder "
-                                                               "(default: fp32 on CPU, bf16 on CUDA)")
+    group.add_argument("--dtype", choices=sorted(DTYPES), help="compute dtype of transformer and text encoder (the "
+                       "VAE stays fp32); default: the transformer in bf16 on CUDA and on CPUs with native bf16 "
+                       "(AMX / AVX512-BF16), else fp32 (`lumina-video info` shows this machine's)")
     group.add_argument("--offload", action="store_true",
                        help="model CPU offload: each part on the device only while used")
 
@@ -106,6 +107,9 @@ def add_run_arguments(group) -> None:
     add_device_arguments(group)
     group.add_argument("--threads", type=int, metavar="N", help="CPU threads of torch (default: torch's choice)")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the transformer's blocks (the first video compiles: slower; later ones "
+                            "reuse the graphs)")
 
 
 def set_threads(threads: int | None) -> None:
@@ -224,17 +228,26 @@ def free_names(out_dir: Path, names: list[str], overwrite: bool) -> tuple[list[s
 
 
 def load_pipeline(args, model_dir: Path):
-    """(pipeline, device, dtype): the folder's pipeline on --device (default: cuda when available,
-    checked by devices.check_device) in --dtype (default: bf16 on CUDA, fp32 elsewhere), with
-    --offload's model CPU offload."""
-    from .devices import check_device, default_dtype, parse_dtype
+    """(pipeline, device, dtype name): the folder's pipeline on --device (default: cuda when available,
+    checked by devices.check_device), each part in its dtype: --dtype for the transformer and text encoder
+    (the VAE fp32), default `devices.generation_dtypes(device)`; with --offload's model CPU offload and
+    --compile's compiled blocks. The name is `devices.dtypes_name` of the parts' dtypes ("bf16", or
+    "transformer bf16, text_encoder fp32, vae fp32" when they differ)."""
+    import torch
+
+    from .devices import check_device, dtypes_name, generation_dtypes, parse_dtype
     from .pipeline import LuminaVideoPipeline
 
     device = check_device(args.device)
-    dtype = parse_dtype(args.dtype) if args.dtype else default_dtype(device)
-    pipe = LuminaVideoPipeline.from_pretrained(model_dir, dtype=dtype)
+    chosen = parse_dtype(args.dtype) if args.dtype else None
+    parts = generation_dtypes(device) if chosen is None else \
+        dict(transformer=chosen, text_encoder=chosen, vae=torch.float32)
+    pipe = LuminaVideoPipeline.from_pretrained(model_dir, dtype={**parts, "default": torch.float32})
     pipe = pipe.enable_model_cpu_offload(device) if args.offload else pipe.to(device)
-    return pipe, device, dtype
+    if getattr(args, "compile", False):
+        pipe.compile_transformer()
+    ran = dict(transformer=pipe.transformer.dtype, text_encoder=pipe.text_encoder.dtype, vae=pipe.vae.dtype)
+    return pipe, device, dtypes_name(ran)
 
 
 def _check_args(args) -> tuple[list[str], Path, Path]:
@@ -309,8 +322,6 @@ def add_soundtracks(v2a, out, prompts: list[str], names: list[str], out_dir: Pat
 def cli_main(args) -> int:
     from tqdm.auto import tqdm
 
-    from .devices import dtype_name
-
     prompts, model_dir, out_dir = _check_args(args)
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     names, notes = free_names(out_dir, output_names(prompts, seed, args.name), args.overwrite)
@@ -325,11 +336,11 @@ def cli_main(args) -> int:
     config, height, width, num_frames = check_settings(pipe, args, prompts, device)  # nothing is written if wrong
     v2a = load_audio_pipeline(args, device, num_frames / fps) if args.audio else None
     seed_note = f"seed {seed}" + (" (random; --seed repeats it)" if args.seed is None else "")
-    print(f"model {model_dir} on {device} ({dtype_name(dtype)}{', offload' if args.offload else ''}), loaded in "
+    print(f"model {model_dir} on {device} ({dtype}{', offload' if args.offload else ''}), loaded in "
           f"{load_s:.1f}s; {len(prompts)} prompt(s), {num_frames} frames {height}x{width} at {fps:g} fps, {seed_note}")
     for note in notes:
         print(note)
-    context = dict(model=str(model_dir), preset=args.preset, device=device, dtype=dtype_name(dtype),
+    context = dict(model=str(model_dir), preset=args.preset, device=device, dtype=dtype, compile=bool(args.compile),
                    offload=bool(args.offload), parallel=f"{run.mode} x {run.world}" if run.world > 1 else "none")
     totals = dict(text_s=0.0, denoise_s=0.0, decode_s=0.0, write_s=0.0)
     bar = tqdm(total=len(prompts), desc="prompt", unit="prompt", disable=args.no_progress or len(prompts) < 2,
