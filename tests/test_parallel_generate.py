@@ -1,11 +1,13 @@
 """Sampling on 2 processes writes the one-process video: `torchrun --nproc_per_node 2 -m lumina_video.cli
 generate PROMPT --seed 0 --parallel cfg|sp` with the bundled model, and `parallelize_pipeline` in Python.
 
-cfg runs each item's two guidance branches on two ranks with the same kernels as one process: the mp4 is
-byte for byte the one-process file. sp changes the order of float sums (projections on token chunks, the
-attention on head shards), so the pipeline's uint8 frames may differ by 1 grey level; the H.264 encoder
-(crf 18) turns such a difference into a few levels at a few pixels of the written file (measured: 3 at
-most, mean 0.003), so the file check for sp is max <= 4 and mean <= 0.01, and the frames check <= 1.
+Both change the order of float sums (cfg: batches of 1 instead of 2; sp: projections on token chunks,
+attention on head shards), so the pipeline's uint8 frames may differ from one process's by 1 grey level
+at a few pixels (measured at 64x64, 8 frames, 4 steps: max 1 at 6 to 12 of 98,304 values for cfg, sp,
+sp on 4 and cfg+sp on 4). The written files: for cfg the decoded mp4 is within 1 grey level (measured:
+the same bytes); for sp the H.264 encoder (crf 18) turns the 1-level differences into a few levels at
+a few pixels (measured: 3 at most, mean 0.003), so the file check for sp is max <= 4 and mean <= 0.01,
+and the frames check (parallelize_pipeline, before encoding) is <= 1.
 """
 import json
 import os
@@ -56,7 +58,7 @@ def test_torchrun_generate_parallel_writes_the_one_process_video(one_process, tm
     assert json.loads((tmp_path / "v.json").read_text())["parallel"] == f"{mode} x 2"
     diff = np.abs(frames(tmp_path / "v.mp4") - frames(one_process))
     if mode == "cfg":
-        assert (tmp_path / "v.mp4").read_bytes() == one_process.read_bytes()
+        assert diff.max() <= 1, diff.max()
     else:
         assert diff.max() <= 4 and diff.mean() <= 0.01, (diff.max(), diff.mean())
 
