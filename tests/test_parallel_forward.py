@@ -70,6 +70,9 @@ def _worker(rank: int, world: int, port: int, heads: tuple) -> None:
             diff = max_diff(got, ref)
             assert diff <= TOL, (name, world, heads, diff)
             assert max_diff(ref, [r * 0 for r in ref] if isinstance(ref, list) else ref * 0) > 0.1, name
+        # choosing the kernel afterwards keeps it inside the all-to-alls (no silent local-only attention)
+        model.set_attention_backend("sdpa")
+        assert max_diff(forward(model, runs[2][1], runs[2][2], torch.Generator().manual_seed(2)), want[2]) <= TOL
         # the generation layouts: "cfg" (rows [0:1] on rank 0, [1:2] on rank 1) and "cfg+sp" (2 x 2)
         model = parallelize_transformer(tiny_model(*heads), "cfg" if world == 2 else "cfg+sp")
         for i in (0, 3):

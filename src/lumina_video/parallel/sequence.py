@@ -69,10 +69,15 @@ class ShardState:
         self.source = (x_mask, freqs)
 
 
-def _block_hook(state: ShardState, first: bool):
-    """Forward pre-hook of block i: (x, x_mask, freqs, cap_feats, cap_mask, c, *rest) -> the rank's chunks."""
+def _block_hook(state: ShardState, group, first: bool):
+    """Forward pre-hook of block i: (x, x_mask, freqs, cap_feats, cap_mask, c, *rest) -> the rank's chunks.
+    It also keeps the block's attention kernel Ulysses: a later `set_attention_backend(name)` picks the
+    kernel inside the all-to-alls instead of silently attending over the rank's chunk alone."""
 
     def hook(module, args, kwargs):
+        attention = module.attention
+        if not isinstance(attention.backend, ulysses.UlyssesBackend) or attention.backend.state is not state:
+            attention.backend = ulysses.UlyssesBackend(str(attention.backend), group, state)
         x, x_mask, freqs, cap_feats, cap_mask, c, *rest = args
         if first or state.source[0] is not x_mask or state.source[1] is not freqs:
             if not first:
@@ -118,9 +123,7 @@ def parallelize_sequence(model: nn.Module, group) -> nn.Module:
     state = ShardState(rank, world)
     handles = []
     for i, block in enumerate(model.layers):
-        handles.append(block.register_forward_pre_hook(_block_hook(state, i == 0), with_kwargs=True))
-        attention = block.attention
-        attention.backend = ulysses.UlyssesBackend(str(attention.backend), group, state)
+        handles.append(block.register_forward_pre_hook(_block_hook(state, group, i == 0), with_kwargs=True))
     for final in model.all_final_layer.values():
         handles.append(final.register_forward_pre_hook(_final_hook(state, group), with_kwargs=True))
     model._sequence_parallel = (state, group, handles)

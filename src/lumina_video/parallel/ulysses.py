@@ -12,11 +12,12 @@ travel in ONE all-to-all (concatenated along heads). The collectives are torch's
 collectives with autograd (`all_to_all_single_autograd`: its backward is the reverse all-to-all),
 which run on gloo (CPU) and NCCL alike.
 
-GQA with fewer key/value heads than ranks (Hkv % P != 0): the kv heads are repeated n = lcm(Hkv, P) / Hkv
-times (`repeat_interleave`, kv' head i = kv head i // n) before the exchange. Query head h then uses kv'
-head h // (Hq / (n Hkv)) = n (h // (Hq / Hkv)) + ..., i.e. a copy of its own kv head h // (Hq / Hkv), and the
-contiguous query groups stay inside one rank. This costs n times the kv traffic for those layers and
-no change of the kernel; Hq must be divisible by P.
+GQA (query head h uses kv head h // g, g = Hq / Hkv): with Hkv divisible by P, rank r gets kv heads
+[r Hkv/P, (r+1) Hkv/P) and its query heads' groups are all among them. With fewer kv heads than ranks
+(Hkv % P != 0) the kv heads are first repeated n = lcm(Hkv, P) / Hkv times (`repeat_interleave`: kv'
+head i = kv head i // n); n Hkv divides by P and Hq by n Hkv (both P and Hkv divide Hq), and query head
+h uses kv' head h // (g / n), a copy of its own kv head h // g. The cost: n times the kv traffic, no
+change of the kernel. Hq must be divisible by P.
 
 The seam: the model's `Attention.forward` calls `lumina_video.model.attention.attend(q, k, v, q_mask,
 k_mask, self.backend)` for its self-attention (q_mask is k_mask) and for its caption cross-attention.
