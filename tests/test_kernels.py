@@ -47,6 +47,17 @@ def test_rmsnorm_fused_path_equals_the_formula():
     x = torch.randn(3, 5, 16)
     formula = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * norm.weight
     torch.testing.assert_close(norm(x), formula, atol=1e-6, rtol=1e-6)
+    scale = 1 + torch.randn(3, 1, 16)
+    torch.testing.assert_close(norm(x, scale), formula * scale, atol=1e-6, rtol=1e-6)
+    # half precision: fp32 statistic, (weight * scale) folded; within bf16 rounding of the fp32 result
+    half = RMSNorm(16, 1e-5).bfloat16()
+    with torch.no_grad():
+        half.weight.copy_(norm.weight)
+    xb, sb = x.bfloat16(), scale.bfloat16()
+    exact = xb.float() * torch.rsqrt(xb.float().pow(2).mean(-1, keepdim=True) + 1e-5) * half.weight.float() * sb.float()
+    got = half(xb, sb)
+    assert got.dtype == torch.bfloat16
+    assert float((got.float() - exact).norm() / exact.norm()) < 8e-3
     # training's bf16 autocast over fp32 weights: the unfused formula, promoted to fp32 as before
     mixed = norm(x.bfloat16())
     assert mixed.dtype == torch.float32

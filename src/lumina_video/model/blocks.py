@@ -22,24 +22,32 @@ def per_token(modulation: torch.Tensor) -> torch.Tensor:
 
 
 class RMSNorm(nn.Module):
-    """y = x / sqrt(mean(x^2) + eps) * weight, the statistic in fp32.
+    """y = x / sqrt(mean(x^2) + eps) * weight [* scale], the statistic in fp32.
 
-    When x and the weight share a dtype this is torch's fused `rms_norm` (one pass; for half precision
-    it accumulates in fp32 and applies the weight before the one cast back; in fp32 the result is the
-    same as the unfused formula). Mixed dtypes (training's bf16 autocast over fp32 weights) keep the
-    unfused formula, whose result is promoted to fp32 as before."""
+    `scale` (optional, broadcast against x, e.g. adaLN's (B, 1, dim) 1 + s) multiplies the result.
+    - fp32 x and weight: torch's `rms_norm` (the formula as written), then `* scale`.
+    - half-precision x and weight of the same dtype: mean(x^2) summed in fp32 from the squares in x's
+      dtype (rounding of the squares is unbiased: the mean's relative error is ~2^-9 / sqrt(dim)), the
+      factor rsqrt(.) per row cast to x's dtype, then x * factor * (weight * scale): four passes over x,
+      no fp32 copy of it (torch's composite rms_norm makes two), the (1 + s) product folded into the weight.
+    - mixed dtypes (training's bf16 autocast over fp32 weights): the unfused formula, promoted to fp32."""
 
     def __init__(self, dim: int, eps: float):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
-    def forward(self, x):
-        if x.dtype == self.weight.dtype:
-            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
-        xf = x.float()
-        out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return out.to(x.dtype) * self.weight
+    def forward(self, x, scale: torch.Tensor | None = None):
+        if x.dtype == self.weight.dtype == torch.float32:
+            out = F.rms_norm(x, self.weight.shape, self.weight, self.eps)
+        elif x.dtype == self.weight.dtype:
+            mean_sq = torch.sum(x.square(), dim=-1, keepdim=True, dtype=torch.float32) / x.shape[-1]
+            weight = self.weight if scale is None else self.weight * scale
+            return (x * torch.rsqrt(mean_sq + self.eps).to(x.dtype)).mul_(weight)
+        else:
+            xf = x.float()
+            out = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+        return out if scale is None else out * scale
 
 
 class FeedForward(nn.Module):
@@ -99,9 +107,9 @@ class TransformerBlock(nn.Module):
         scale_msa, gate_msa, scale_mlp, gate_mlp = per_token(self.adaLN_modulation(c)).chunk(4, dim=-1)
         if cap_kv is None:
             cap_kv = self.caption_kv(cap_feats, cap_freqs)
-        h = self.attention(self.attention_norm1(x) * (1 + scale_msa), x_mask, freqs, None, cap_mask, y_kv=cap_kv)
+        h = self.attention(self.attention_norm1(x, 1 + scale_msa), x_mask, freqs, None, cap_mask, y_kv=cap_kv)
         x = torch.addcmul(x, torch.tanh(gate_msa), self.attention_norm2(h))
-        h = self.feed_forward(self.ffn_norm1(x) * (1 + scale_mlp))
+        h = self.feed_forward(self.ffn_norm1(x, 1 + scale_mlp))
         return torch.addcmul(x, torch.tanh(gate_mlp), self.ffn_norm2(h))
 
 
