@@ -8,9 +8,10 @@ patch sizes does not depend on depth), on the latent of a 672x384, 32-frame vide
 absolute time.
 
 Efficiency: the model's FLOPs (model/flops.py: matrix products only) over the forward time, as a
-fraction of the rate of one plain matmul of the FFN's shape (tokens x dim) @ (dim x ffn) in the same
-dtype, timed in the same run (so a busy machine slows both). Times are medians of --repeat runs after
-a warm-up. --profile prints torch.profiler's top operators of one (1,2,2) forward.
+fraction of the rate of a plain matmul of the FFN's shape (tokens x dim) @ (dim x ffn) in the same
+dtype. Each forward is followed at once by that matmul (so a machine shared with other jobs slows
+both alike) and the fraction is the median over the --repeat pairs; times are medians of the
+--repeat runs after a warm-up. --profile prints torch.profiler's top operators of one (1,2,2) forward.
 
     python bench/model_speed.py [--dtype fp32|bf16|both] [--layers 1] [--latent 8 48 84] [--repeat 3] [--profile]
 """
@@ -35,20 +36,30 @@ CAP_LEN = 128
 
 def median_time(fn, repeat: int) -> float:
     """Median seconds of `repeat` calls of fn after one warm-up call."""
+    return statistics.median(paired_times(fn, None, repeat)[0])
+
+
+def paired_times(fn, other, repeat: int) -> tuple[list[float], list[float]]:
+    """Seconds of fn and, right after each call, of `other` (None: not timed), `repeat` times after a warm-up."""
     with torch.inference_mode():
         fn()
-        runs = []
+        if other is not None:
+            other()
+        a, b = [], []
         for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            runs.append(time.perf_counter() - t0)
-    return statistics.median(runs)
+            for f, out in ((fn, a), (other, b)):
+                if f is None:
+                    continue
+                t0 = time.perf_counter()
+                f()
+                out.append(time.perf_counter() - t0)
+    return a, b
 
 
-def matmul_rate(tokens: int, dim: int, hidden: int, dtype, repeat: int) -> float:
-    """FLOP/s of (tokens x dim) @ (dim x hidden) in `dtype` (the FFN's w1 shape)."""
+def ffn_matmul(tokens: int, dim: int, hidden: int, dtype):
+    """(matmul callable, its FLOPs): (tokens x dim) @ (dim x hidden) in `dtype`, the FFN's w1 shape."""
     a, b = torch.randn(tokens, dim, dtype=dtype), torch.randn(dim, hidden, dtype=dtype)
-    return 2 * tokens * dim * hidden / median_time(lambda: a @ b, repeat)
+    return (lambda: a @ b), 2.0 * tokens * dim * hidden
 
 
 def build(args, dtype):
@@ -72,16 +83,22 @@ def forward_fn(model, b: int, args, dtype, patch):
 
 
 def measure(args, dtype_name: str) -> dict:
-    """Per patch: tokens, forward seconds at B=1 and B=2, FLOPs at B=1; plus the matmul rate."""
+    """Per patch: tokens, forward seconds at B=1 and B=2, FLOPs at B=1, and the fraction of the matmul
+    rate (median over forward/matmul pairs); plus the median matmul rate."""
     dtype = parse_dtype(dtype_name)
     model = build(args, dtype)
     f, h, w = args.latent
-    out = {"matmul": matmul_rate(f * h * w // 4, args.dim, ffn_hidden_dim(args.dim, 256, None), dtype, args.repeat)}
+    mm, mm_flops = ffn_matmul(f * h * w // 4, args.dim, ffn_hidden_dim(args.dim, 256, None), dtype)
+    out, mm_times = {}, []
     for pt, p in PATCHES:
         tokens = (f // pt) * (h // p) * (w // p)
-        out[(pt, p)] = dict(tokens=tokens, b1=median_time(forward_fn(model, 1, args, dtype, (pt, p)), args.repeat),
-                            b2=median_time(forward_fn(model, 2, args, dtype, (pt, p)), args.repeat),
-                            flops=flops_per_item(model.config, tokens, CAP_LEN, (pt, p)))
+        flops = flops_per_item(model.config, tokens, CAP_LEN, (pt, p))
+        fwd, mmt = paired_times(forward_fn(model, 1, args, dtype, (pt, p)), mm, args.repeat)
+        mm_times += mmt
+        out[(pt, p)] = dict(tokens=tokens, b1=statistics.median(fwd), flops=flops,
+                            fraction=statistics.median((flops / a) / (mm_flops / b) for a, b in zip(fwd, mmt)),
+                            b2=median_time(forward_fn(model, 2, args, dtype, (pt, p)), args.repeat))
+    out["matmul"] = mm_flops / statistics.median(mm_times)
     if args.profile:
         profile(forward_fn(model, 1, args, dtype, (1, 2)), dtype_name)
     return out
@@ -106,7 +123,7 @@ def schedule_cost(config: SamplingConfig, r: dict) -> float:
 
 def report(label: str, r: dict) -> None:
     base = r[(1, 2)]["b1"]
-    print(f"\n{label}: matmul {r['matmul'] / 1e9:.0f} GFLOP/s (FFN shape, same run)")
+    print(f"\n{label}: matmul {r['matmul'] / 1e9:.0f} GFLOP/s (FFN shape, median over the pairs)")
     print("| patch (pt,p,p) | tokens | forward s (B=1) | forward s (B=2, CFG) | GFLOP/s | of matmul rate | relative "
           "| paper |")
     print("|---|---|---|---|---|---|---|---|")
@@ -114,7 +131,7 @@ def report(label: str, r: dict) -> None:
         e = r[patch]
         rate = e["flops"] / e["b1"]
         print(f"| ({patch[0]},{patch[1]},{patch[1]}) | {e['tokens']} | {e['b1']:.3f} | {e['b2']:.3f} "
-              f"| {rate / 1e9:.0f} | {rate / r['matmul']:.0%} | {e['b1'] / base:.2f} | {PAPER[patch]} |")
+              f"| {rate / 1e9:.0f} | {e['fraction']:.0%} | {e['b1'] / base:.2f} | {PAPER[patch]} |")
     single, multi = SamplingConfig.preset("f24F96R960"), SamplingConfig.preset("f24F96R960-MultiScale")
     s_cost, m_cost = schedule_cost(single, r), schedule_cost(multi, r)
     print(f"| schedule f24F96R960-MultiScale vs f24F96R960 ({multi.steps} vs {single.steps} steps) | | "
