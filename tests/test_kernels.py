@@ -174,3 +174,15 @@ def test_cpu_bf16_detection_reads_the_flags(monkeypatch, tmp_path):
         assert devices.cpu_has_native_bf16() is (want and torch.backends.mkldnn.is_available())
         monkeypatch.undo()
         monkeypatch.delenv(devices.CPU_BF16_ENV, raising=False)
+
+
+def test_info_says_what_generation_runs_here(monkeypatch):
+    from lumina_video import info
+    from lumina_video.pipeline import DEFAULT_MODEL_DIR
+
+    monkeypatch.setattr(devices, "default_device", lambda: "cpu")
+    for flag, transformer in (("1", "bf16"), ("0", "fp32")):
+        monkeypatch.setenv(devices.CPU_BF16_ENV, flag)
+        d = info.describe(DEFAULT_MODEL_DIR)
+        assert d["generation"]["dtypes"]["transformer"] == transformer
+        assert f"generation here (default): cpu, transformer {transformer}," in info.format_info(d)

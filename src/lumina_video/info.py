@@ -228,7 +228,17 @@ def describe(folder) -> dict:
                                    else SamplingConfig.from_official(spec)),
         presets={name: describe_preset(name) for name in PRESETS},
         vocabulary=None if vocab is None else dict(name=vocab.name, words=sorted(vocab.words)),
-        example_prompts=list(defaults.get("example_prompts") or []))
+        example_prompts=list(defaults.get("example_prompts") or []),
+        generation=generation_here())
+
+
+def generation_here() -> dict:
+    """What `lumina-video generate` runs on this machine by default: the device and each part's dtype."""
+    from .devices import cpu_has_native_bf16, default_device, dtype_name, generation_dtypes
+
+    device = default_device()
+    return dict(device=device, dtypes={k: dtype_name(v) for k, v in generation_dtypes(device).items()},
+                cpu_native_bf16=cpu_has_native_bf16())
 
 
 def _text_encoder_name(folder: Path, index: dict) -> str:
@@ -260,6 +270,10 @@ def format_info(d: dict) -> str:
         r = d["rope_max"]
         lines.append(f"  refuses more than {r['height']}x{r['width']} px or {r['latent_frames']} latent frames "
                      f"(the RoPE table), or more memory than the device has")
+    g = d["generation"]
+    dtypes = ", ".join(f"{part} {name}" for part, name in g["dtypes"].items())
+    lines.append(f"generation here (default): {g['device']}, {dtypes} (native CPU bf16: "
+                 f"{'yes' if g['cpu_native_bf16'] else 'no'}; --device / --dtype override)")
     lines += [f"default sampling: {d['sampling']}", "presets (--preset NAME):"]
     lines += [f"  {name}: {text}" for name, text in d["presets"].items()]
     lines += _vocabulary_lines(d["vocabulary"])
