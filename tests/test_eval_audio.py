@@ -397,3 +397,16 @@ def test_cli_inputs_errors_and_skips(dataset, clips, tmp_path, capsys):
     write_wav(stray, clips[0][1])
     assert main(["eval-audio", str(stray), "--manifest", str(dataset), "--out", str(tmp_path / "u")]) == 2
     assert "no manifest record matches 1 inputs by file name: 999999.wav" in capsys.readouterr().err
+
+
+def test_the_band_floor_ignores_the_recovery_of_a_dipped_noise_floor():
+    """Phase reconstruction leaves the -60 dBFS noise floor low for ~50 ms after a strike's burst, then it comes
+    back: without the -52 dB band floor that recovery is a second onset; with it, only the strike's."""
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    floor = rng.normal(0, 1e-3, len(t)) * np.where((t > 0.52) & (t < 0.58), 0.2, 1.0)   # -14 dB for 60 ms
+    wave = floor + HUM * tone(NOTES["green"], "sine", t) + strike(NOTES["green"], "sine", t, 0.5, rng)
+    wave = wave.astype(np.float32)
+    assert am.detect_onsets(wave) == pytest.approx([0.5], abs=0.011)
+    unfloored = am.detect_onsets(wave, settings=am.OnsetSettings(floor_db=None))
+    assert len(unfloored) == 2 and unfloored[1] == pytest.approx(0.59, abs=0.011)

@@ -193,7 +193,7 @@ def settings(seed: int, reconstruct) -> dict:
     return {"sample_rate": am.SAMPLE_RATE, "shuffle_seed": seed, "reconstruct": None if reconstruct is None else
             getattr(reconstruct, "__name__", type(reconstruct).__name__),
             "onsets": {"n_fft": o.n_fft, "n_mels": o.n_mels, "hop": o.hop_length, "delta_db": o.delta_db,
-                       "backtrack": o.backtrack, "min_dbfs": o.min_dbfs},
+                       "floor_db": o.floor_db, "backtrack": o.backtrack, "min_dbfs": o.min_dbfs},
             "pitch": {"fmin": am.PITCH_FMIN, "fmax": am.PITCH_FMAX, "tolerance_cents": am.PITCH_TOLERANCE},
             "silence_dbfs": am.SILENCE_DBFS, "desync_max_lag_s": sync.MAX_LAG}
 
