@@ -85,6 +85,8 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--batch-size", type=int, default=1,
                    help="prompts per forward pass (same videos up to float rounding)")
     add_run_arguments(r)
+    r.add_argument("--save-frames", action="store_true",
+                   help="also write NAME.npz: the decoded frames, uint8 (T, H, W, 3), lossless (the mp4 is H.264)")
     r.add_argument("--parallel", choices=("none", "cfg", "sp", "cfg+sp"), default="none",
                    help="under torchrun --nproc_per_node N: the guidance branches on 2 processes (cfg), Ulysses "
                         "sequence parallelism over N (sp), or both (cfg+sp, 2 x N/2); rank 0 writes the files")
@@ -181,11 +183,14 @@ def output_names(prompts: list[str], seed: int, name: str | None) -> list[str]:
 
 
 def write_generation(folder, name: str, output, index: int, *, prompt: str, negative_prompt: str, fps: float,
-                     **context) -> tuple[Path, Path, dict]:
+                     save_frames: bool = False, **context) -> tuple[Path, Path, dict]:
     """Write video `index` of a pipeline output ("np" frames) as folder/NAME.mp4 and its record as
-    folder/NAME.json; return (video path, record path, record). The record: prompt, negative prompt,
+    folder/NAME.json (with `save_frames`, the frames themselves too, losslessly, as folder/NAME.npz with one
+    array `frames`); return (video path, record path, record). The record: prompt, negative prompt,
     seed, size, fps, the file name, `context` (model, device, ... as the caller names them), every
     sampling setting, and this video's timings: its share of the batch's, plus the seconds of writing."""
+    import numpy as np
+
     from . import __version__, files
     from .data import video_io
     from .sampling import sampling_to_json
@@ -193,6 +198,10 @@ def write_generation(folder, name: str, output, index: int, *, prompt: str, nega
     folder, frames = Path(folder), output.frames[index]
     t0 = time.perf_counter()
     video_io.write_video(folder / f"{name}.mp4", frames, fps)
+    if save_frames:
+        with files.atomic_path(folder / f"{name}.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, frames=frames)
+        context["frames"] = f"{name}.npz"
     timings = {k: v / len(output.frames) for k, v in output.timings.items()}
     timings["write_s"] = time.perf_counter() - t0
     num_frames, height, width = (int(n) for n in frames.shape[:3])
@@ -355,7 +364,7 @@ def cli_main(args) -> int:
         for i, prompt in enumerate(batch):
             _, _, record = write_generation(out_dir, names[start + i], out, i, prompt=prompt,
                                             negative_prompt=args.negative_prompt, fps=fps, **context,
-                                            batch_size=len(batch))
+                                            batch_size=len(batch), save_frames=args.save_frames)
             timings = record["timings"]
             totals = {k: totals[k] + timings[k] for k in totals}
             bar.write(f"wrote {out_dir / names[start + i]}.mp4 (+ .json)  seed {record['seed']}  text "
