@@ -269,19 +269,24 @@ def cents(f: float, ref: float) -> float:
 
 
 def harmonic_profile(wave: np.ndarray, f0: float, frames: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """(4,) amplitudes of harmonics 2..5 relative to the fundamental: the mean STFT magnitude (n_fft 1024,
-    hop 160, the pyin frames) over `frames`, the largest bin within +-3% (>= 1 bin) of k f0."""
+    """(4,) amplitudes of harmonics 2..5 relative to the fundamental. Harmonic k's amplitude is the root of the
+    power summed over the STFT bins (n_fft 1024, hop 160, the pyin frames; power averaged over `frames`)
+    within +-3% of k f0 (at least +-2 bins, the Hann main lobe): the partial's energy, wherever in that band
+    it lies. The largest single bin instead undercounts a partial whose energy a mel round trip spreads
+    over the mel band (above 1 kHz a band is 100-250 Hz wide): measured on 50 synth-av clips, squares' 3rd
+    harmonic came out at 0.13 of the fundamental instead of 0.33 and 2 of 35 (Griffin-Lim on the true mel)
+    or 7 of 35 (through the test VAE) single-source clips were called "sine"; with the band energy, none
+    (the true wav 35 of 35 either way)."""
     import librosa
 
-    mag = np.abs(librosa.stft(np.asarray(wave, np.float32), n_fft=PITCH_FRAME, hop_length=HOP))  # (bins, T)
-    n = min(mag.shape[1], len(frames))
-    spec = mag[:, :n][:, frames[:n]].mean(axis=1)
+    power = np.abs(librosa.stft(np.asarray(wave, np.float32), n_fft=PITCH_FRAME, hop_length=HOP)) ** 2  # (bins, T)
+    n = min(power.shape[1], len(frames))
+    spec = power[:, :n][:, frames[:n]].mean(axis=1)
     hz = np.arange(len(spec)) * sample_rate / PITCH_FRAME
     amps = []
     for k in range(1, 6):
-        width = max(0.03 * k * f0, sample_rate / PITCH_FRAME)
-        near = np.abs(hz - k * f0) <= width
-        amps.append(spec[near].max() if near.any() else 0.0)
+        near = np.abs(hz - k * f0) <= max(0.03 * k * f0, 2 * sample_rate / PITCH_FRAME)
+        amps.append(np.sqrt(spec[near].sum()))
     return np.asarray(amps[1:]) / max(amps[0], 1e-12)
 
 
