@@ -49,21 +49,23 @@ def stage_of(step):
     return (tuple(step.patch), step.guidance != 0)
 
 
-def test_cache_resets_at_every_stage_switch_and_never_reuses_across_shapes_or_stages():
+@pytest.mark.parametrize("forced", [1, 2])
+def test_cache_resets_at_every_stage_switch_and_never_reuses_across_shapes_or_stages(forced):
     cfg = demo_like_schedule()
     plan = step_plan(cfg)
     assert [stage_of(s) for s in plan[14:16]] == [((2, 4), True), ((2, 2), True)]  # the switches are in the plan
     assert len({stage_of(s) for s in plan}) == 4 and {s.patch for s in plan} == set(PATCH_SCALE)
     noise, caps, mask = inputs()
-    model, cache = SmoothField(), StepCache(10.0)  # a threshold that reuses whenever the rules allow
+    model, cache = SmoothField(), StepCache(10.0, forced=forced)  # a threshold that reuses wherever allowed
     out = sample(model, noise, caps, mask, cfg, step_cache=cache)
     assert out.shape == noise.shape and torch.isfinite(out).all()
     assert all(c["shape"] == tuple(noise.shape[1:]) for c in model.calls)
     firsts = [k for k, s in enumerate(plan) if k == 0 or stage_of(s) != stage_of(plan[k - 1])]
     assert firsts == [0, 15, 24, 26]
     by_step = {e.step: e for e in cache.events}
-    for k in firsts:  # a forced full step at the start of each stage, and the next one (the rate needs two)
-        assert by_step[k].computed == (0, 1) and by_step[k + 1].computed == (0, 1)
+    for k in firsts:  # a forced full step at the start of each stage; with forced=2 the next one too
+        assert by_step[k].computed == (0, 1)
+        assert (by_step[k + 1].computed == (0, 1)) == (forced == 2 or k == 0)  # step 1: no rate to carry yet
     for e in cache.events:
         assert e.stage == stage_of(plan[e.step])
         for _, source, source_stage in e.reused:  # only a velocity of this stage, from an earlier step
@@ -72,7 +74,8 @@ def test_cache_resets_at_every_stage_switch_and_never_reuses_across_shapes_or_st
     for e in cache.events:
         reused_by_stage[e.stage] = reused_by_stage.get(e.stage, 0) + len(e.reused)
     assert reused_by_stage[((2, 4), True)] > 0 and reused_by_stage[((2, 2), True)] > 0
-    assert reused_by_stage[((1, 2), False)] > 0 and reused_by_stage[((1, 2), True)] == 0  # 2 steps: both forced
+    assert reused_by_stage[((1, 2), False)] > 0
+    assert reused_by_stage[((1, 2), True)] == (0 if forced == 2 else 2)  # 2 steps: both forced, or the 2nd reused
     neg_switch = next(k for k, s in enumerate(plan) if s.neg_motion != plan[0].neg_motion)
     assert by_step[neg_switch].computed == (0, 1)  # a settings change inside a stage forces a step
 
@@ -125,10 +128,55 @@ def test_forward_counts_known_answer_from_the_schedule():
     assert counts.to_json() == {"calls": {"2x4": 3, "2x2": 3, "1x2": 4}, "items": {"2x4": 12, "2x2": 10, "1x2": 8},
                                 "reused": {}, "total_calls": 10, "total_items": 30}
     model, counts = SmoothField(), ForwardCounts()
-    sample(model, noise, caps, mask, cfg, step_cache=StepCache(1e9), counts=counts)
+    sample(model, noise, caps, mask, cfg, step_cache=StepCache(1e9, forced=2), counts=counts)
     assert counts.to_json() == {"calls": {"2x4": 2, "2x2": 3, "1x2": 3}, "items": {"2x4": 8, "2x2": 10, "1x2": 6},
                                 "reused": {"2x4": 2, "1x2": 2}, "total_calls": 8, "total_items": 24}
     assert len(model.calls) == 8 and sum(c["rows"] for c in model.calls) == 24
+    # forced=1: the rate measured at 2x4 is carried on, so each later stage reuses from its 2nd step:
+    # 2x2 guided computes step 3 and reuses 4, 2x2 unguided computes 5, 1x2 computes 6 and 9, reuses 7, 8
+    counts = ForwardCounts()
+    sample(SmoothField(), noise, caps, mask, cfg, step_cache=StepCache(1e9, forced=1), counts=counts)
+    assert counts.to_json() == {"calls": {"2x4": 2, "2x2": 2, "1x2": 2}, "items": {"2x4": 8, "2x2": 6, "1x2": 4},
+                                "reused": {"2x4": 2, "2x2": 2, "1x2": 4}, "total_calls": 6, "total_items": 18}
+
+
+class LinearInTime(torch.nn.Module):
+    """v = c (1 + 2 t) + 0 x, c = cap_feats[:, 0, 0] per row: linear in t, so the linear forecast is exact."""
+
+    def forward(self, x, t, cap_feats, cap_mask, motion_score, patch_size, f_patch_size):
+        return (cap_feats[:, 0, 0] * (1 + 2 * t)).view(-1, 1, 1, 1, 1) + 0 * x
+
+
+def test_linear_forecast_is_exact_for_a_velocity_linear_in_t_and_reuse_is_not():
+    """v1 + (t - t1)(v1 - v0)/(t1 - t0) is v(t) when v is linear in t: reusing every allowed step then
+    changes nothing; reusing the last velocity lags by (t - t1) dv/dt at each reused step."""
+    cfg = SamplingConfig(steps=12, shift=3.0, guidance=0.0, patch="1x2")
+    noise, caps, mask = inputs()
+    plain = sample(LinearInTime(), noise, caps[:2], mask[:2], cfg)
+    linear, reuse = StepCache(1e9, forecast="linear"), StepCache(1e9, forecast="reuse")
+    torch.testing.assert_close(sample(LinearInTime(), noise, caps[:2], mask[:2], cfg, step_cache=linear), plain,
+                               rtol=1e-5, atol=1e-5)
+    assert linear.reused_steps() == 2 * 9  # steps 2-10 of both prompts: 0, 1 forced, 11 the last
+    lagged = sample(LinearInTime(), noise, caps[:2], mask[:2], cfg, step_cache=reuse)
+    assert reuse.reused_steps() == 18 and (lagged - plain).abs().max() > 1e-2
+
+
+def test_stage_scale_sets_a_threshold_per_patch():
+    """stage_scale {"1x2": 0}: threshold 0 there, so 1x2 never reuses while the other patches still do."""
+    cfg = demo_like_schedule()
+    noise, caps, mask = inputs()
+    cache = StepCache(10.0, stage_scale={"1x2": 0.0})
+    sample(SmoothField(), noise, caps, mask, cfg, step_cache=cache)
+    reused = {}
+    for e in cache.events:
+        reused[e.stage[0]] = reused.get(e.stage[0], 0) + len(e.reused)
+    assert reused[(1, 2)] == 0 and reused[(2, 4)] > 0 and reused[(2, 2)] > 0
+
+
+@pytest.mark.parametrize("kwargs", [dict(forecast="quadratic"), dict(forced=0), dict(forced=3)])
+def test_bad_cache_options_are_one_line_errors(kwargs):
+    with pytest.raises(ValueError, match="step cache forecast must be one of"):
+        StepCache(0.1, **kwargs)
 
 
 def test_decisions_are_per_prompt_so_a_batch_equals_single_runs():

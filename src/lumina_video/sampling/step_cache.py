@@ -32,12 +32,14 @@ from typing import NamedTuple
 import torch
 
 from .._checks import is_number
+from .schedule import patch_name
 
 # The threshold `auto` stands for (bench/step_cache.py on the bundled demo model; README "Step cache").
 # A model folder may set its own in model_index.json's defaults as "step_cache_auto".
 AUTO_THRESHOLD = 0.1
 OFF_WORDS = ("off", "none", "no", "false")
 EPS = 1e-12
+FORECASTS = ("linear", "reuse")
 
 
 def parse_step_cache(value, auto: float = AUTO_THRESHOLD) -> float | None:
@@ -73,29 +75,41 @@ def _norms(t: torch.Tensor) -> torch.Tensor:
 
 class StepCache:
     """The schedule-aware velocity cache of one sampling run (module docstring). `events` records
-    every step's decisions; `begin(plan)` (called by `sample`) clears everything for a new run."""
+    every step's decisions; `begin(plan)` (called by `sample`) clears everything for a new run.
+    `forecast`: "linear" (extrapolate from the last two computed velocities) or "reuse" (the last one);
+    `forced`: computed steps at the start of a stage (1: the rate is carried over from the previous
+    stage, rescaled by the velocity norms); `stage_scale`: {patch name: factor} multiplying the
+    threshold per patch (default 1)."""
 
-    def __init__(self, threshold: float):
+    def __init__(self, threshold: float, forecast: str = "linear", forced: int = 1, stage_scale=None):
         if not is_number(threshold) or threshold < 0:
             raise ValueError(f"step cache threshold must be a number >= 0, got {threshold!r}")
-        self.threshold = float(threshold)
+        if forecast not in FORECASTS or forced not in (1, 2):
+            raise ValueError(f"step cache forecast must be one of {FORECASTS} and forced 1 or 2, got "
+                             f"{forecast!r}, {forced!r}")
+        self.threshold, self.forecast, self.forced = float(threshold), forecast, forced
+        self.stage_scale = dict(stage_scale or {})
         self.events: list[CacheEvent] = []
-        self._last = -1
+        self._last, self._carry, self._v = -1, None, None
         self._reset(None)
 
     def begin(self, plan) -> None:
         """Start a run over the steps `plan` (solver.step_plan)."""
-        self.events, self._last = [], plan[-1].index if plan else -1
+        self.events, self._last, self._carry, self._v = [], plan[-1].index if plan else -1, None, None
         self._reset(None)
 
     def _reset(self, stage) -> None:
+        if self._v is not None:  # (k, |v|) handed to the next stage
+            self._carry = (self._k.clone(), _norms(self._v))
         self._stage, self._settings, self._v = stage, None, None
-        self._x_src = self._x_prev = self._k = self._err = None
-        self._src: list[tuple[int, tuple]] = []
+        self._src: list[tuple[int, tuple] | None] = []
+
+    def _threshold(self, step) -> float:
+        return self.threshold * self.stage_scale.get(patch_name(step.patch), 1.0)
 
     def velocity(self, step, x: torch.Tensor, compute: Callable) -> torch.Tensor:
         """The velocity (B, ...) at `step` for latent `x`: `compute(None)` for all prompts, `compute(rows)`
-        for the prompts in the index tensor `rows`, the cached velocity for the others."""
+        for the prompts in the index tensor `rows`, the cached (forecast) velocity for the others."""
         stage = (tuple(step.patch), step.guidance != 0)
         if self._v is None or stage != self._stage or self._v.shape != x.shape:
             self._reset(stage)
@@ -105,7 +119,7 @@ class StepCache:
         if bool(rows.all()):
             v = compute(None)
         else:
-            v = self._v.clone()
+            v = self._forecast(step.t)
             if bool(rows.any()):
                 index = rows.nonzero().flatten()
                 v[index] = compute(index).to(v.dtype)
@@ -115,6 +129,16 @@ class StepCache:
         self._update(step, x, v, rows, estimate, refresh, settings)
         return v
 
+    def _forecast(self, t: float) -> torch.Tensor:
+        """Each prompt's velocity at t: v1 + (t - t1) (v1 - v0) / (t1 - t0) from its last two computed
+        steps of this stage and settings (`linear`, where it has two), else its last computed v1."""
+        v = self._v.clone()
+        if self.forecast == "linear" and bool((self._n >= 2).any()):
+            slope = (t - self._t1) / (self._t1 - self._t0).clamp_min(EPS)  # (B,)
+            slope = torch.where(self._n >= 2, slope, torch.zeros_like(slope)).view(-1, *[1] * (v.dim() - 1))
+            v = v + slope * (self._v - self._v0)
+        return v
+
     def _rows_to_compute(self, step, x: torch.Tensor, refresh: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(rows: bool (B,), the accumulated estimate e (B,)): compute where forced or e >= threshold."""
         b = x.shape[0]
@@ -122,21 +146,35 @@ class StepCache:
             return torch.ones(b, dtype=torch.bool), torch.zeros(b)
         moved = _norms(x - self._x_prev) / _norms(self._v).clamp_min(EPS)
         estimate = self._err + self._k * moved  # NaN while a prompt's rate is unknown: computed
-        return ~(estimate < self.threshold), estimate
+        return ~(estimate < self._threshold(step)), estimate
+
+    def _start(self, step, x, v) -> None:
+        """The state after a stage's first (computed) step: the rate unknown, or carried over."""
+        b = x.shape[0]
+        self._k = torch.full((b,), float("nan"))
+        if self.forced == 1 and self._carry is not None and self._carry[0].shape[0] == b:
+            k, norm = self._carry
+            self._k = k * _norms(v) / norm.clamp_min(EPS)
+        self._x_src, self._src, self._n = x.clone(), [None] * b, torch.zeros(b, dtype=torch.long)
+        self._v, self._v0 = v.clone(), v.clone()
+        self._t1, self._t0 = torch.full((b,), step.t), torch.full((b,), step.t)
 
     def _update(self, step, x, v, rows, estimate, refresh: bool, settings) -> None:
         b = x.shape[0]
         if self._v is None:
-            self._k, self._err = torch.full((b,), float("nan")), torch.zeros(b)
-            self._x_src, self._src = x.clone(), [None] * b
+            self._start(step, x, v)
         elif not refresh:  # a rate from two computed steps of the same stage and settings
             rate = _norms(v - self._v) / _norms(x - self._x_src).clamp_min(EPS)
             self._k = torch.where(rows, rate, self._k)
+        if refresh:
+            self._n = torch.zeros_like(self._n)
+        self._n = self._n + rows.long()
         self._err = torch.where(rows, torch.zeros(b), estimate)
-        self._x_src[rows] = x[rows]
+        self._v0[rows], self._t0[rows] = self._v[rows], self._t1[rows]
+        self._v[rows], self._t1[rows], self._x_src[rows] = v[rows], step.t, x[rows]
         for i in rows.nonzero().flatten().tolist():
             self._src[i] = (step.index, self._stage)
-        self._v, self._x_prev, self._settings = v, x, settings
+        self._x_prev, self._settings = x, settings
 
     def _record(self, step, stage, rows) -> None:
         computed = tuple(rows.nonzero().flatten().tolist())
