@@ -13,7 +13,9 @@ Then the f24 preset's estimate for the 2B model: its step plan run through the c
 model stands in, so only the schedule decides), forward rows per stage, costed by 2B FLOPs per patch
 (--f24-timing: by measured 1-block forward seconds instead).
 
-    python bench/step_cache.py [--quick] [--thresholds 0.05 0.1 0.2 0.3 0.5] [--out bench_out/step_cache]
+    python bench/step_cache.py [--quick] [--thresholds 0.3 0.5 0.7 1.0] [--out bench_out/step_cache]
+        [--forecast linear|reuse] [--forced 1|2] [--stage-scale 2x4=0 ...]   (the cache variant; default
+        StepCache's)
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from lumina_video.demo import experiments as ex
 from lumina_video.eval.attributes import spearman, summarize_checks
 from lumina_video.model.flops import flops_per_item
 from lumina_video.sampling import AUTO_THRESHOLD, ForwardCounts, SamplingConfig, StepCache, sample
+from lumina_video.sampling.step_cache import FORECASTS, STAGE_SCALE
 
 PATCHES = {"2x4": (2, 4), "2x2": (2, 2), "1x2": (1, 2)}
 
@@ -63,11 +66,19 @@ def flops_of(forwards: dict, model_config, latent: tuple, cap_len: int) -> float
     return total
 
 
+CACHE_OPTIONS: dict = {}  # StepCache keywords of this run (--forecast, --forced, --stage-scale)
+
+
+def make_cache(threshold) -> StepCache | None:
+    """The StepCache of one run at `threshold` (None: no cache) with this run's CACHE_OPTIONS."""
+    return None if threshold is None else StepCache(threshold, **CACHE_OPTIONS)
+
+
 def generate(pipe, prompt: str, seed: int, multiscale: bool, threshold, motion=None) -> dict:
     """One video: frames, forwards, denoising seconds, scores (demo/experiments.score_clip)."""
     knobs = {} if motion is None else dict(motion_score=motion, negative_motion_score=motion,
                                            negative_motion_switch=1.0)
-    out = pipe(prompt, seed=seed, multiscale=multiscale, step_cache=threshold, progress=False, **knobs)
+    out = pipe(prompt, seed=seed, multiscale=multiscale, step_cache=make_cache(threshold), progress=False, **knobs)
     frames = out.frames[0]
     scores = ex.score_clip(frames, float(pipe.defaults["fps"]), prompt)
     return dict(frames=frames, forwards=out.forwards, denoise_s=out.timings["denoise_s"], **scores)
@@ -122,7 +133,7 @@ def schedule_rows(config: SamplingConfig, threshold: float | None) -> dict:
     """Forward rows per patch of one prompt's run of `config` under the cache's rules (None: no cache;
     inf: reuse wherever allowed, so only the schedule's forced steps run)."""
     counts = ForwardCounts()
-    cache = None if threshold is None else StepCache(threshold)
+    cache = make_cache(threshold)
     sample(_Field(), torch.randn(1, 4, 4, 8, 8), torch.ones(2, 1, 4), torch.ones(2, 1), config,
            step_cache=cache, counts=counts)
     return {name: counts.items.get(name, 0) for name in PATCHES}
@@ -212,7 +223,7 @@ def plot(rows: list[dict], path) -> None:
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="pipeline folder (default: the bundled demo model)")
-    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3, 0.5])
+    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.5, 0.7, 1.0])
     ap.add_argument("--prompts", type=int, default=4, help="held-out prompts (default 4 of 20)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")
     ap.add_argument("--motion-prompts", type=int, default=1, help="moving prompts of the motion sweep")
@@ -220,12 +231,16 @@ def parse_args(argv=None):
     ap.add_argument("--levels", type=int, default=3, help="motion levels of the sweep")
     ap.add_argument("--no-single", action="store_true", help="skip the single-scale arm")
     ap.add_argument("--f24-timing", action="store_true", help="cost the f24 estimate by measured 1-block seconds")
-    ap.add_argument("--quick", action="store_true", help="2 prompts, thresholds 0.1 0.3, a 2-level sweep of 1 prompt")
+    ap.add_argument("--forecast", choices=FORECASTS, default=StepCache.FORECAST, help="the velocity of a reused step")
+    ap.add_argument("--forced", type=int, choices=(1, 2), default=StepCache.FORCED, help="steps computed per stage")
+    ap.add_argument("--stage-scale", nargs="*", metavar="PATCH=SCALE", help="threshold factor per patch, e.g. 2x4=0 "
+                    f"(default {' '.join(f'{k}={v:g}' for k, v in STAGE_SCALE.items())}; none given: 1 everywhere)")
+    ap.add_argument("--quick", action="store_true", help="2 prompts, thresholds 0.5 1.0, a 2-level sweep of 1 prompt")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--out", default="bench_out/step_cache", help="folder of step_cache.png and step_cache.json")
     args = ap.parse_args(argv)
     if args.quick:
-        args.prompts, args.thresholds, args.motion_prompts, args.levels = 2, [0.1, 0.3], 1, 2
+        args.prompts, args.thresholds, args.motion_prompts, args.levels = 2, [0.5, 1.0], 1, 2
     return args
 
 
@@ -235,6 +250,9 @@ def main(argv=None) -> None:
     from lumina_video.pipeline import LuminaVideoPipeline
 
     args = parse_args(argv)
+    scale = STAGE_SCALE if args.stage_scale is None else {k: float(v) for k, v in
+                                                          (item.split("=") for item in args.stage_scale)}
+    CACHE_OPTIONS.update(forecast=args.forecast, forced=args.forced, stage_scale=scale)
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = LuminaVideoPipeline.from_pretrained(args.model)
@@ -246,7 +264,8 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     print(f"demo model: latent {latent}, {cap_len} caption tokens, default sampling "
           f"{pipe.default_sampling.to_official()}; {len(prompts)} held-out prompts x {len(seeds)} seed(s); "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {pipe.transformer.dtype}")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {pipe.transformer.dtype}; "
+          f"cache {CACHE_OPTIONS}")
     rows = run_arm(pipe, prompts, seeds, True, args.thresholds, flops)
     if not args.no_single:
         rows += run_arm(pipe, prompts, seeds, False, args.thresholds, flops)

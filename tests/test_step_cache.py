@@ -56,7 +56,8 @@ def test_cache_resets_at_every_stage_switch_and_never_reuses_across_shapes_or_st
     assert [stage_of(s) for s in plan[14:16]] == [((2, 4), True), ((2, 2), True)]  # the switches are in the plan
     assert len({stage_of(s) for s in plan}) == 4 and {s.patch for s in plan} == set(PATCH_SCALE)
     noise, caps, mask = inputs()
-    model, cache = SmoothField(), StepCache(10.0, forced=forced)  # a threshold that reuses wherever allowed
+    # a threshold that reuses wherever allowed, at every patch
+    model, cache = SmoothField(), StepCache(10.0, forced=forced, stage_scale={})
     out = sample(model, noise, caps, mask, cfg, step_cache=cache)
     assert out.shape == noise.shape and torch.isfinite(out).all()
     assert all(c["shape"] == tuple(noise.shape[1:]) for c in model.calls)
@@ -82,7 +83,7 @@ def test_cache_resets_at_every_stage_switch_and_never_reuses_across_shapes_or_st
 
 def test_a_latent_of_another_shape_is_never_given_a_cached_velocity():
     step = step_plan(demo_like_schedule())[3]
-    cache = StepCache(10.0)
+    cache = StepCache(10.0, stage_scale={})
     cache.begin(step_plan(demo_like_schedule()))
     for shape in ((2, 4, 4, 8, 8), (2, 4, 4, 8, 8), (2, 4, 4, 8, 8), (2, 4, 4, 16, 16)):
         x = torch.randn(shape)
@@ -128,14 +129,14 @@ def test_forward_counts_known_answer_from_the_schedule():
     assert counts.to_json() == {"calls": {"2x4": 3, "2x2": 3, "1x2": 4}, "items": {"2x4": 12, "2x2": 10, "1x2": 8},
                                 "reused": {}, "total_calls": 10, "total_items": 30}
     model, counts = SmoothField(), ForwardCounts()
-    sample(model, noise, caps, mask, cfg, step_cache=StepCache(1e9, forced=2), counts=counts)
+    sample(model, noise, caps, mask, cfg, step_cache=StepCache(1e9, forced=2, stage_scale={}), counts=counts)
     assert counts.to_json() == {"calls": {"2x4": 2, "2x2": 3, "1x2": 3}, "items": {"2x4": 8, "2x2": 10, "1x2": 6},
                                 "reused": {"2x4": 2, "1x2": 2}, "total_calls": 8, "total_items": 24}
     assert len(model.calls) == 8 and sum(c["rows"] for c in model.calls) == 24
     # forced=1: the rate measured at 2x4 is carried on, so each later stage reuses from its 2nd step:
     # 2x2 guided computes step 3 and reuses 4, 2x2 unguided computes 5, 1x2 computes 6 and 9, reuses 7, 8
     counts = ForwardCounts()
-    sample(SmoothField(), noise, caps, mask, cfg, step_cache=StepCache(1e9, forced=1), counts=counts)
+    sample(SmoothField(), noise, caps, mask, cfg, step_cache=StepCache(1e9, forced=1, stage_scale={}), counts=counts)
     assert counts.to_json() == {"calls": {"2x4": 2, "2x2": 2, "1x2": 2}, "items": {"2x4": 8, "2x2": 6, "1x2": 4},
                                 "reused": {"2x4": 2, "2x2": 2, "1x2": 4}, "total_calls": 6, "total_items": 18}
 
@@ -173,22 +174,31 @@ def test_stage_scale_sets_a_threshold_per_patch():
     assert reused[(1, 2)] == 0 and reused[(2, 4)] > 0 and reused[(2, 2)] > 0
 
 
+def test_default_stage_scale_never_reuses_at_the_coarsest_patch_even_at_an_infinite_threshold():
+    cache = StepCache(float("inf"))
+    sample(SmoothField(), *inputs(), demo_like_schedule(), step_cache=cache)
+    assert all(not e.reused for e in cache.events if e.stage[0] == (2, 4))
+    assert sum(len(e.reused) for e in cache.events if e.stage[0] == (2, 2)) > 0
+
+
 @pytest.mark.parametrize("kwargs", [dict(forecast="quadratic"), dict(forced=0), dict(forced=3)])
 def test_bad_cache_options_are_one_line_errors(kwargs):
     with pytest.raises(ValueError, match="step cache forecast must be one of"):
         StepCache(0.1, **kwargs)
 
 
-def test_decisions_are_per_prompt_so_a_batch_equals_single_runs():
+@pytest.mark.parametrize("forecast", ["linear", "reuse"])
+def test_decisions_are_per_prompt_so_a_batch_equals_single_runs(forecast):
     cfg = demo_like_schedule(steps=20)
     noise, caps, mask = inputs(b=2)
     caps[[1, 3]] *= 5.0  # the second prompt's velocity changes faster: different reuse decisions
-    batch_cache = StepCache(0.2)
+    make = lambda: StepCache(0.2, forecast=forecast, stage_scale={})  # noqa: E731
+    batch_cache = make()
     both = sample(SmoothField(), noise, caps, mask, cfg, step_cache=batch_cache)
     assert any(len(e.computed) == 1 for e in batch_cache.events)  # the batch ran the model on one prompt only
     for i in range(2):
         rows = [i, 2 + i]
-        one = sample(SmoothField(), noise[i:i + 1], caps[rows], mask[rows], cfg, step_cache=StepCache(0.2))
+        one = sample(SmoothField(), noise[i:i + 1], caps[rows], mask[rows], cfg, step_cache=make())
         torch.testing.assert_close(both[i:i + 1], one, rtol=1e-5, atol=1e-5)
 
 

@@ -36,7 +36,10 @@ from .schedule import patch_name
 
 # The threshold `auto` stands for (bench/step_cache.py on the bundled demo model; README "Step cache").
 # A model folder may set its own in model_index.json's defaults as "step_cache_auto".
-AUTO_THRESHOLD = 0.1
+AUTO_THRESHOLD = 0.5
+# The threshold's factor per patch by default: the coarsest stage (2x4, the cheapest: 18% of the demo's
+# FLOPs, at the highest noise, where a reused velocity moves the whole video) always computes.
+STAGE_SCALE = {"2x4": 0.0}
 OFF_WORDS = ("off", "none", "no", "false")
 EPS = 1e-12
 FORECASTS = ("linear", "reuse")
@@ -81,14 +84,16 @@ class StepCache:
     stage, rescaled by the velocity norms); `stage_scale`: {patch name: factor} multiplying the
     threshold per patch (default 1)."""
 
-    def __init__(self, threshold: float, forecast: str = "linear", forced: int = 1, stage_scale=None):
+    FORECAST, FORCED = "linear", 2
+
+    def __init__(self, threshold: float, forecast: str = FORECAST, forced: int = FORCED, stage_scale=None):
         if not is_number(threshold) or threshold < 0:
             raise ValueError(f"step cache threshold must be a number >= 0, got {threshold!r}")
         if forecast not in FORECASTS or forced not in (1, 2):
             raise ValueError(f"step cache forecast must be one of {FORECASTS} and forced 1 or 2, got "
                              f"{forecast!r}, {forced!r}")
         self.threshold, self.forecast, self.forced = float(threshold), forecast, forced
-        self.stage_scale = dict(stage_scale or {})
+        self.stage_scale = dict(STAGE_SCALE if stage_scale is None else stage_scale)
         self.events: list[CacheEvent] = []
         self._last, self._carry, self._v = -1, None, None
         self._reset(None)
@@ -105,7 +110,9 @@ class StepCache:
         self._src: list[tuple[int, tuple] | None] = []
 
     def _threshold(self, step) -> float:
-        return self.threshold * self.stage_scale.get(patch_name(step.patch), 1.0)
+        """The threshold at `step`'s patch: threshold x stage_scale (a scale of 0 never reuses, even at inf)."""
+        scale = self.stage_scale.get(patch_name(step.patch), 1.0)
+        return self.threshold * scale if scale else 0.0
 
     def velocity(self, step, x: torch.Tensor, compute: Callable) -> torch.Tensor:
         """The velocity (B, ...) at `step` for latent `x`: `compute(None)` for all prompts, `compute(rows)`
