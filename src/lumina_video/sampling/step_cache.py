@@ -1,28 +1,35 @@
-"""A step cache that knows the sampling schedule: reuse a prompt's velocity across Euler steps while
-its estimated change stays under a threshold (EasyCache's runtime rule, applied to the guided velocity).
+"""A step cache that knows the sampling schedule: skip a prompt's model call at an Euler step while the
+estimated change of its velocity stays under a threshold (EasyCache's runtime rule, applied to the guided
+velocity), and forecast the velocity of a skipped step from the computed ones.
 
 For each prompt i, after a step m computed by the model (velocity v_m at input x_m) and an earlier
 computed step j of the same stage, the transformation rate is
     k_i = ||v_m - v_j|| / ||x_m - x_j||                      (per prompt, norms over all latent dims)
 At each later step n the estimated relative change of the velocity since m is accumulated,
     e_n = e_{n-1} + k_i ||x_n - x_{n-1}|| / ||v_m||,         e_m = 0
-and while e_n < threshold the velocity v_m is reused instead of calling the model (the Euler update
-uses it as if it were computed at x_n); otherwise the model runs and e resets to 0.
-
+and while e_n < threshold x stage_scale[patch] the model is not called at n; otherwise it runs and e
+resets to 0. The velocity used at a skipped step n (time t_n), from the prompt's last two computed
+steps (t_0, v_0), (t_1, v_1) of the same stage and settings:
+    forecast "linear" (default):  v_1 + (t_n - t_1) (v_1 - v_0) / (t_1 - t_0)   (first order in t)
+    forecast "reuse":             v_1                                           (EasyCache; also "linear"
+                                                                                 with one computed step)
 Rules that make it safe on a multi-scale, guidance-switching schedule:
-  - a stage is a run of steps with the same (patch, guided?) pair; at every stage switch the whole
-    state (cached velocities, rates, errors) is dropped: the first step of a stage is computed, and
-    so is the second (a rate needs two computed steps of the stage);
+  - a stage is a run of steps with the same (patch, guided?) pair; at every stage switch the cached
+    velocities, inputs and errors are dropped and the first step of the stage is computed; with
+    forced=2 (default) so is the second (a rate and a slope need two computed steps of the stage);
+    with forced=1 the rate is carried over from the previous stage, rescaled by |v_new| / |v_old|;
   - a change of any other setting the velocity depends on inside a stage (guidance scale, motion
     score, and when guided the negative motion score, e.g. the released presets' negative motion
-    switch at t = 0.05) forces one computed step; the rate is kept but never measured across it;
+    switch at t = 0.05) forces one computed step; the rate is kept but no rate or slope is measured
+    across it;
+  - stage_scale (default STAGE_SCALE: 2x4 -> 0) sets the threshold per patch; 0 never skips there;
   - the last step is always computed;
-  - a cached tensor is only reused for an input of its own shape (else the state is dropped);
-  - threshold 0 never reuses: each step makes the very call `sample` makes without a cache, so the
+  - a cached tensor is only used for an input of its own shape (else the state is dropped);
+  - threshold 0 never skips: each step makes the very call `sample` makes without a cache, so the
     output is bit-identical.
 Decisions are per prompt (a batch runs the model on the prompts that need it), so a batch still
-equals single runs. Why the velocity and not the residual v - x, and why EasyCache's rate and not
-MagCache's magnitude ratio: measured on the bundled demo model, README "Step cache".
+equals single runs. Why the velocity, EasyCache's rate, the linear forecast and the defaults: measured
+on the bundled demo model, README "Step cache".
 """
 from __future__ import annotations
 
