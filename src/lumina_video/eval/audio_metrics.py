@@ -8,16 +8,10 @@ Levels. dBFS here is 20 log10(RMS) with a full-scale amplitude of 1 (a full-scal
 Onsets (`OnsetSettings`, measured on synthetic strikes over a hum, tests/test_eval_audio.py):
     envelope  librosa.onset.onset_strength: mean over 64 mel bands (0-8 kHz) of the positive change of
               the log-power mel spectrum (dB) from one frame to the next; n_fft 512 (32 ms, centred),
-              hop 160 (100 frames/s); each band's power is floored at `floor_db` (-52 dB) first, so dips
-              below it do not count. The synthetic world's -60 dBFS white-noise floor sits at about -49 dB
-              per band there, and phase reconstruction (Griffin-Lim, through an audio VAE or not) leaves it
-              3-6 dB low for ~50 ms after a strike's broadband noise burst, then lets it recover: a +6 dB
-              mean flux that peak picking took for a second onset ~58 ms after the strike. Measured on 50
-              synth-av clips (bench/audio_ceiling.py, docs/RESULTS.md): without the floor, onset precision
-              0.88 for Griffin-Lim on the true mel and 0.67 through the test VAE; with it 1.00 for both
-              (and for the true wav, both ways), recall unchanged; floors from -52 to -45 dB give the same
-              counts on both paths, higher ones move onsets later (a strike rising from silence is seen a
-              frame later from -50 dB up)
+              hop 160 (100 frames/s); each band's power floored at `floor_db` (-52 dB, 3 dB under the
+              -60 dBFS noise floor's level per band) first: phase reconstruction dips the noise floor for
+              ~50 ms after a strike's burst, and its recovery was a second onset (docs/RESULTS.md: onset
+              precision of Griffin-Lim on the true mel 0.88 -> 1.00, the true wav's unchanged)
     peaks     librosa.onset.onset_detect with normalize=False and delta 3 dB over the local mean
               (librosa's other peak-picking defaults: 30 ms pre-max, 100 ms averaging, 30 ms wait), so
               the threshold is absolute: steady hums and the -60 dBFS noise floor (flux ~1-3 dB) give
@@ -88,8 +82,7 @@ def silence(wave: np.ndarray, threshold_dbfs: float = SILENCE_DBFS) -> dict:
 
 
 def onset_envelope(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, settings: OnsetSettings = ONSET) -> np.ndarray:
-    """librosa onset strength (dB of positive log-mel flux per frame, bands floored at `floor_db`), frames at
-    k * hop / sr."""
+    """librosa onset strength (dB of positive log-mel flux, bands floored at `floor_db`) at frames k hop / sr."""
     import librosa
 
     s = settings
@@ -269,14 +262,9 @@ def cents(f: float, ref: float) -> float:
 
 
 def harmonic_profile(wave: np.ndarray, f0: float, frames: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """(4,) amplitudes of harmonics 2..5 relative to the fundamental. Harmonic k's amplitude is the root of the
-    power summed over the STFT bins (n_fft 1024, hop 160, the pyin frames; power averaged over `frames`)
-    within +-3% of k f0 (at least +-2 bins, the Hann main lobe): the partial's energy, wherever in that band
-    it lies. The largest single bin instead undercounts a partial whose energy a mel round trip spreads
-    over the mel band (above 1 kHz a band is 100-250 Hz wide): measured on 50 synth-av clips, squares' 3rd
-    harmonic came out at 0.13 of the fundamental instead of 0.33 and 2 of 35 (Griffin-Lim on the true mel)
-    or 7 of 35 (through the test VAE) single-source clips were called "sine"; with the band energy, none
-    (the true wav 35 of 35 either way)."""
+    """(4,) amplitudes of harmonics 2..5 relative to the fundamental: harmonic k's is the root of the STFT power
+    (n_fft 1024, hop 160, averaged over `frames`) summed within +-3% of k f0 (>= +-2 bins), the partial's energy
+    wherever a mel round trip spread it in its band (the largest bin undercounted it: docs/RESULTS.md)."""
     import librosa
 
     power = np.abs(librosa.stft(np.asarray(wave, np.float32), n_fft=PITCH_FRAME, hop_length=HOP)) ** 2  # (bins, T)
