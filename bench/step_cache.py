@@ -13,7 +13,7 @@ Then the f24 preset's estimate for the 2B model: its step plan run through the c
 model stands in, so only the schedule decides), forward rows per stage, costed by 2B FLOPs per patch
 (--f24-timing: by measured 1-block forward seconds instead).
 
-    python bench/step_cache.py [--quick] [--thresholds 0.3 0.5 0.7 1.0] [--out bench_out/step_cache]
+    python bench/step_cache.py [--quick] [--thresholds 0.1 0.2 0.3 0.5] [--out bench_out/step_cache]
         [--forecast linear|reuse] [--forced 1|2] [--stage-scale 2x4=0 ...]   (the cache variant; default
         StepCache's)
 """
@@ -223,7 +223,7 @@ def plot(rows: list[dict], path) -> None:
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="pipeline folder (default: the bundled demo model)")
-    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.5, 0.7, 1.0])
+    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5])
     ap.add_argument("--prompts", type=int, default=4, help="held-out prompts (default 4 of 20)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")
     ap.add_argument("--motion-prompts", type=int, default=1, help="moving prompts of the motion sweep")
@@ -235,12 +235,12 @@ def parse_args(argv=None):
     ap.add_argument("--forced", type=int, choices=(1, 2), default=StepCache.FORCED, help="steps computed per stage")
     ap.add_argument("--stage-scale", nargs="*", metavar="PATCH=SCALE", help="threshold factor per patch, e.g. 2x4=0 "
                     f"(default {' '.join(f'{k}={v:g}' for k, v in STAGE_SCALE.items())}; none given: 1 everywhere)")
-    ap.add_argument("--quick", action="store_true", help="2 prompts, thresholds 0.5 1.0, a 2-level sweep of 1 prompt")
+    ap.add_argument("--quick", action="store_true", help="2 prompts, thresholds 0.2 0.5, a 2-level sweep of 1 prompt")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--out", default="bench_out/step_cache", help="folder of step_cache.png and step_cache.json")
     args = ap.parse_args(argv)
     if args.quick:
-        args.prompts, args.thresholds, args.motion_prompts, args.levels = 2, [0.5, 1.0], 1, 2
+        args.prompts, args.thresholds, args.motion_prompts, args.levels = 2, [0.2, 0.5], 1, 2
     return args
 
 

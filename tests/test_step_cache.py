@@ -133,7 +133,7 @@ def test_forward_counts_known_answer_from_the_schedule():
     assert counts.to_json() == {"calls": {"2x4": 2, "2x2": 3, "1x2": 3}, "items": {"2x4": 8, "2x2": 10, "1x2": 6},
                                 "reused": {"2x4": 2, "1x2": 2}, "total_calls": 8, "total_items": 24}
     assert len(model.calls) == 8 and sum(c["rows"] for c in model.calls) == 24
-    # forced=1: the rate measured at 2x4 is carried on, so each later stage reuses from its 2nd step:
+    # forced=1 (default): the rate measured at 2x4 is carried on, so each later stage reuses from its 2nd step:
     # 2x2 guided computes step 3 and reuses 4, 2x2 unguided computes 5, 1x2 computes 6 and 9, reuses 7, 8
     counts = ForwardCounts()
     sample(SmoothField(), noise, caps, mask, cfg, step_cache=StepCache(1e9, forced=1, stage_scale={}), counts=counts)

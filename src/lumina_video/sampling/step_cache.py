@@ -16,8 +16,9 @@ steps (t_0, v_0), (t_1, v_1) of the same stage and settings:
 Rules that make it safe on a multi-scale, guidance-switching schedule:
   - a stage is a run of steps with the same (patch, guided?) pair; at every stage switch the cached
     velocities, inputs and errors are dropped and the first step of the stage is computed; with
-    forced=2 (default) so is the second (a rate and a slope need two computed steps of the stage);
-    with forced=1 the rate is carried over from the previous stage, rescaled by |v_new| / |v_old|;
+    forced=1 (default) the rate k is carried over from the previous stage, rescaled by |v_new| / |v_old|
+    (k / |v| kept), so the second step may be skipped (forecast: v_1, no slope yet); with forced=2 the
+    second step is computed too (the rate then comes from the stage's own two steps);
   - a change of any other setting the velocity depends on inside a stage (guidance scale, motion
     score, and when guided the negative motion score, e.g. the released presets' negative motion
     switch at t = 0.05) forces one computed step; the rate is kept but no rate or slope is measured
@@ -43,7 +44,7 @@ from .schedule import patch_name
 
 # The threshold `auto` stands for (bench/step_cache.py on the bundled demo model; README "Step cache").
 # A model folder may set its own in model_index.json's defaults as "step_cache_auto".
-AUTO_THRESHOLD = 0.5
+AUTO_THRESHOLD = 0.2
 # The threshold's factor per patch by default: the coarsest stage (2x4, the cheapest: 18% of the demo's
 # FLOPs, at the highest noise, where a reused velocity moves the whole video) always computes.
 STAGE_SCALE = {"2x4": 0.0}
@@ -91,7 +92,7 @@ class StepCache:
     stage, rescaled by the velocity norms); `stage_scale`: {patch name: factor} multiplying the
     threshold per patch (default 1)."""
 
-    FORECAST, FORCED = "linear", 2
+    FORECAST, FORCED = "linear", 1
 
     def __init__(self, threshold: float, forecast: str = FORECAST, forced: int = FORCED, stage_scale=None):
         if not is_number(threshold) or threshold < 0:
