@@ -5,7 +5,7 @@ can be read against what the path itself allows.
 
 Paths (rows of the table are metrics, columns are paths):
     truth           the rendered wav itself
-    gl-old          log-mel -> Griffin-Lim as it was (32 iterations, no mirrored edges)
+    gl-edge0        log-mel -> Griffin-Lim without mirrored edges (edge=0; otherwise the defaults)
     gl              log-mel -> Griffin-Lim (the defaults of audio/vocoder.py)
     gl-N            log-mel -> Griffin-Lim with N iterations (--gl-iters)
     vae-gl          log-mel -> audio VAE (--audio-vae) -> Griffin-Lim (defaults)
@@ -24,6 +24,7 @@ two-object and still clips) unless --data already holds it (an existing item is 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def build_paths(args) -> dict:
     """{name: wave -> wave} of the paths asked for (module docstring)."""
     mel = MelSpectrogram()
     gl = GriffinLim()
-    paths = {"truth": lambda w: np.asarray(w), "gl-old": mel_path(mel, GriffinLim(edge=0)), "gl": mel_path(mel, gl)}
+    paths = {"truth": lambda w: np.asarray(w), "gl-edge0": mel_path(mel, GriffinLim(edge=0)), "gl": mel_path(mel, gl)}
     for n in args.gl_iters:
         paths[f"gl-{n}"] = mel_path(mel, GriffinLim(n_iter=n))
     vae = AudioVAE.from_pretrained(args.audio_vae).eval() if args.audio_vae else None
@@ -106,7 +107,7 @@ def table(metrics: dict, names: list[str], spent: dict, seconds: float) -> str:
                  for n in names]
         lines.append(f"| {row['label']}{' (' + row['unit'] + ')' if row['unit'] else ''} | " + " | ".join(cells) + " |")
     lines.append("| real-time factor (s per s of audio, 1 thread) | "
-                 + " | ".join(f"{spent[n] / seconds:.3f}" for n in names) + " |")
+                 + " | ".join("-" if n == "truth" else f"{spent[n] / seconds:.3f}" for n in names) + " |")
     return "\n".join(lines)
 
 
@@ -172,6 +173,7 @@ def main(argv=None) -> int:
     entries, spent = score_all(root, records, paths)
     metrics = am.aggregate(entries, conditions=tuple(paths))
     seconds = sum(r["duration"] for r in records)
+    print("python bench/audio_ceiling.py " + " ".join(sys.argv[1:] if argv is None else argv))
     print(f"{len(records)} clips ({seconds:.0f} s of audio, {sum(len(r['impacts']) for r in records)} impacts), "
           f"scored in {time.perf_counter() - t0:.0f} s\n")
     print(table(metrics, list(paths), spent, seconds))
