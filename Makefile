@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint format bench demo demo-model clean
+.PHONY: install test test-fast lint format bench demo demo-model v2a-demo-model clean
 
 DEMO_PROMPT ?= a red circle moving to the right
 
@@ -46,6 +46,11 @@ demo: $(STAMP)
 # Train the bundled demo model from scratch on this machine (resumable; see scripts/demo_recipe.sh).
 demo-model: $(STAMP)
 	bash scripts/demo_recipe.sh
+
+# Train the V2A demo model (video -> soundtrack) from scratch on this machine and score it on held-out clips
+# (resumable; see scripts/v2a_demo_recipe.sh).
+v2a-demo-model: $(STAMP)
+	bash scripts/v2a_demo_recipe.sh
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
