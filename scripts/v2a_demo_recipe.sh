@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The V2A demo model (video -> soundtrack), end to end, on a CPU. Every step is resumable: run it again after an
+# interruption and it continues where it stopped. Outputs go to runs/v2a_demo/ (not committed).
+#   bash scripts/v2a_demo_recipe.sh            (or: make v2a-demo-model)
+# Knobs (environment): AUDIO_VAE=DIR uses that audio VAE instead of training step 2's; V2A_RUN=DIR and
+# V2A_STEPS=N train the V2A model into another run folder / for another number of steps (a pilot);
+# EVAL_N=N scores only the first N held-out clips (default: all of them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LV="${LV:-.venv/bin/lumina-video}"
+PY="${PY:-.venv/bin/python}"
+ROOT=runs/v2a_demo
+DATA=$ROOT/data
+V2A_RUN="${V2A_RUN:-$ROOT/v2a}"
+V2A_ARGS=(run_dir="$V2A_RUN")
+[ -n "${V2A_STEPS:-}" ] && V2A_ARGS+=(steps="$V2A_STEPS")
+# (colour, shape) pairs the V2A model never hears: the video demo's held-out pairs (lumina_video/demo/experiments.py)
+HOLDOUT="$("$LV" demo holdout)"
+
+# 1. the synthetic audio-visual dataset: 128 px clips of 2-4 s at 16 fps with their exact sound and impact times,
+#    15% still (silent) clips, 25% with two objects; clips with a held-out pair (about 1 in 4: 4 of the 18
+#    pairs) go to heldout.jsonl (the evaluation set, >= 200 clips) instead of manifest.jsonl
+if [ ! -f "$DATA/manifest.jsonl" ]; then
+  "$LV" synth-av "$DATA" --n 1200 --size 128 --seed 0 --holdout "$HOLDOUT" --no-progress
+fi
+
+# 2. the audio VAE (configs/audio_vae_demo.yaml) on the training clips; a finished run only re-exports
+if [ -z "${AUDIO_VAE:-}" ]; then
+  "$LV" train-audio-vae configs/audio_vae_demo.yaml --no-progress
+  AUDIO_VAE=$ROOT/audio_vae/final
+fi
+
+# 3. the V2A-S denoiser and the sync encoder trained together (configs/v2a_demo.yaml); resumes from its checkpoints
+"$LV" train-v2a configs/v2a_demo.yaml encoders.audio_vae="$AUDIO_VAE" "${V2A_ARGS[@]}" --no-progress
+
+# 4. the pipeline folder: the trained parts, the frozen encoders the features were made with, Griffin-Lim
+PIPE=$V2A_RUN/pipeline
+if [ ! -f "$PIPE/model_index.json" ] || [ "$V2A_RUN/final/v2a_components.json" -nt "$PIPE/model_index.json" ]; then
+  "$PY" -m lumina_video.training.v2a_export configs/v2a_demo.yaml "$PIPE" encoders.audio_vae="$AUDIO_VAE" \
+      "${V2A_ARGS[@]}"
+fi
+
+# 5. soundtracks for the held-out clips without prompts (the video alone), 20 videos per call; a rerun does only
+#    the clips without a NAME.json (written last); each NAME.json records its seed
+GEN=$V2A_RUN/heldout_audio
+mkdir -p "$GEN"
+mapfile -t todo < <("$PY" - "$DATA/heldout.jsonl" "$GEN" "${EVAL_N:-0}" <<'EOF'
+import json, sys
+from pathlib import Path
+manifest, gen, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+for r in records[:n or None]:
+    if not (gen / (Path(r["path"]).stem + ".json")).is_file():
+        print(int(Path(r["path"]).stem), manifest.parent / r["path"])
+EOF
+)
+for ((s = 0; s < ${#todo[@]}; s += 20)); do
+  videos=()
+  for line in "${todo[@]:s:20}"; do videos+=("${line#* }"); done
+  "$LV" v2a "${videos[@]}" --model "$PIPE" --out "$GEN" --seed $((1000 + ${todo[s]%% *})) --overwrite --no-progress
+done
+
+# 6. the scores (onsets, sync, pitch, timbre, silence, loudness) next to the ground-truth ceiling, the audio VAE ->
+#    Griffin-Lim ceiling and the shuffled control
+"$LV" eval-audio "$GEN"/*.wav --manifest "$DATA/heldout.jsonl" --out "$V2A_RUN/eval" --reconstruct griffin-lim \
+    --audio-vae "$AUDIO_VAE" --no-progress

@@ -1,0 +1,67 @@
+"""A trained V2A run as a LuminaV2APipeline folder:
+
+    python -m lumina_video.training.v2a_export CONFIG OUT [key=value ...] [--run DIR] [--steps N] [--guidance S]
+
+`train-v2a` writes RUN/final with the EMA weights of the two trained parts (transformer/, sync_encoder/) and
+names the frozen ones in v2a_components.json. This assembles the pipeline the way the trainer built its
+encoders (`v2a_trainer.build_encoders` on the same config, so a "tiny-random" CLIP is the same seeded random
+tower the features were extracted with), adds Griffin-Lim as the vocoder (the sound path whose ceiling was
+measured: docs/RESULTS.md) and the sampling defaults, and saves it with `LuminaV2APipeline.save_pretrained`
+(atomic; the bundled MiniLM is saved as a reference, not as weights). `--run DIR` exports a checkpoint's
+folder instead of RUN/final (e.g. a pilot's).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..audio.vocoder import GriffinLim
+from ..encoders.sync import SmallSyncEncoder
+from ..model.v2a import V2ANextDiT
+from ..pipeline.v2a import V2A_DEFAULTS, LuminaV2APipeline
+from .v2a_trainer import COMPONENTS_NAME, V2ATrainConfig, build_encoders, load_v2a_config
+
+
+def export_pipeline(cfg: V2ATrainConfig, out, final=None, defaults: dict | None = None) -> LuminaV2APipeline:
+    """The pipeline of `final` (default RUN/final of cfg) with cfg's frozen encoders and Griffin-Lim, saved
+    to `out`; `defaults` update V2A_DEFAULTS (clip_rate always the training one)."""
+    final = Path(final or Path(cfg.run_dir) / "final")
+    components = final / COMPONENTS_NAME
+    if not components.is_file():
+        raise FileNotFoundError(f"{components} does not exist; finish the run with `lumina-video train-v2a`")
+    trained = json.loads(components.read_text())
+    ran, asked = (trained["clip"], trained["sync_trained"]), (cfg.encoders.clip, cfg.encoders.train_sync)
+    if ran != asked:
+        raise ValueError(f"{final} was trained with (clip, train_sync) = {ran}, the config asks for {asked}")
+    enc = build_encoders(cfg)
+    transformer = V2ANextDiT.from_pretrained(final / "transformer")
+    sync = SmallSyncEncoder.from_pretrained(final / "sync_encoder") if cfg.encoders.train_sync else enc.sync
+    pipe = LuminaV2APipeline(transformer, enc.vae, GriffinLim(), sync, enc.clip, enc.text,
+                             defaults={**V2A_DEFAULTS, **(defaults or {}), "clip_rate": cfg.data.clip_rate})
+    pipe.save_pretrained(out)
+    return pipe
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lumina_video.training.v2a_export", description=__doc__.split("\n")[0])
+    ap.add_argument("config", help="the train-v2a YAML config of the run")
+    ap.add_argument("out", help="pipeline folder to write")
+    ap.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, as for train-v2a")
+    ap.add_argument("--run", default=None, metavar="DIR", help="a folder with transformer/, sync_encoder/ and "
+                                                               f"{COMPONENTS_NAME} (default RUN/final)")
+    ap.add_argument("--steps", type=int, default=None, help="default Euler steps of the pipeline")
+    ap.add_argument("--guidance", type=float, default=None, help="default guidance scale of the pipeline")
+    args = ap.parse_args(argv)
+    given = (("num_inference_steps", args.steps), ("guidance_scale", args.guidance))
+    defaults = {k: v for k, v in given if v is not None}
+    try:
+        export_pipeline(load_v2a_config(args.config, args.overrides), args.out, args.run, defaults)
+    except (ValueError, FileNotFoundError) as e:
+        ap.exit(2, f"v2a_export: error: {e}\n")
+    print(f"wrote the V2A pipeline {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
