@@ -151,9 +151,10 @@ def test_compiled_generation_agrees_with_eager_in_two_graphs():
 
 def test_generation_dtypes(monkeypatch):
     monkeypatch.setenv(devices.CPU_BF16_ENV, "1")
-    assert devices.generation_dtypes("cpu") == dict(transformer=torch.bfloat16, text_encoder=torch.float32,
-                                                    vae=torch.float32)
-    assert devices.dtypes_name(devices.generation_dtypes("cpu")) == "transformer bf16, text_encoder fp32, vae fp32"
+    assert devices.generation_dtypes("cpu") == dict(transformer=torch.bfloat16, text_encoder=torch.bfloat16,
+                                                    vae=torch.bfloat16)
+    assert devices.dtypes_name(devices.generation_dtypes("cpu")) == "bf16"
+    assert devices.dtypes_name(devices.generation_dtypes("cuda")) == "transformer bf16, text_encoder bf16, vae fp32"
     monkeypatch.setenv(devices.CPU_BF16_ENV, "0")
     assert not devices.cpu_has_native_bf16()
     assert devices.dtypes_name(devices.generation_dtypes("cpu")) == "fp32"

@@ -98,8 +98,8 @@ def add_device_arguments(group) -> None:
 
     group.add_argument("--device", help="cpu, cuda, cuda:N, mps (default: cuda if available, else cpu)")
     group.add_argument("--dtype", choices=sorted(DTYPES), help="compute dtype of transformer and text encoder (the "
-                       "VAE stays fp32); default: the transformer in bf16 on CUDA and on CPUs with native bf16 "
-                       "(AMX / AVX512-BF16), else fp32 (`lumina-video info` shows this machine's)")
+                       "VAE then fp32); default: every part bf16 on CPUs with native bf16 (AMX / AVX512-BF16), "
+                       "transformer and text encoder bf16 on CUDA, else fp32 (`lumina-video info`: this machine's)")
     group.add_argument("--offload", action="store_true",
                        help="model CPU offload: each part on the device only while used")
 
