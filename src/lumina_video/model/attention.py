@@ -143,6 +143,9 @@ class Attention(nn.Module):
             raise ValueError(f"n_heads {n_heads} must be a multiple of n_kv_heads {n_kv_heads}")
         self.n_heads, self.n_kv_heads = n_heads, n_kv_heads
         self.backend = "auto"  # the kernel; MultiScaleNextDiT.set_attention_backend sets it per model
+        # The self-attention's kernel, `attend(q, k, v, q_mask, k_mask, backend)` when None. The seam for
+        # distribution applied from outside the model (lumina_video.parallel's Ulysses kernel sets it).
+        self.self_kernel = None
         self.head_dim = dim // n_heads
         kv_width = n_kv_heads * self.head_dim
         self.wq = nn.Linear(dim, n_heads * self.head_dim, bias=False)
@@ -182,7 +185,7 @@ class Attention(nn.Module):
         v = self.wv(x).view(b, n, self.n_kv_heads, hd)
         q, k = apply_rope(q, freqs), apply_rope(k, freqs)
 
-        out = attend(q, k, v, x_mask, x_mask, self.backend)  # (B, L, Hq, hd)
+        out = (self.self_kernel or attend)(q, k, v, x_mask, x_mask, self.backend)  # (B, L, Hq, hd)
 
         ky, vy = self.caption_kv(y, y_freqs) if y_kv is None else y_kv
         out_y = attend(q, ky, vy, x_mask, y_mask, self.backend)  # text: no RoPE on keys

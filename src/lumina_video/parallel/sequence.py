@@ -71,13 +71,13 @@ class ShardState:
 
 def _block_hook(state: ShardState, group, first: bool):
     """Forward pre-hook of block i: (x, x_mask, freqs, cap_feats, cap_mask, c, *rest) -> the rank's chunks.
-    It also keeps the block's attention kernel Ulysses: a later `set_attention_backend(name)` picks the
-    kernel inside the all-to-alls instead of silently attending over the rank's chunk alone."""
+    It also keeps the block's self-attention kernel Ulysses (`Attention.self_kernel`), so nothing set on
+    the model later silently makes it attend over the rank's chunk alone."""
+    kernel = ulysses.UlyssesKernel(group, state)
 
     def hook(module, args, kwargs):
-        attention = module.attention
-        if not isinstance(attention.backend, ulysses.UlyssesBackend) or attention.backend.state is not state:
-            attention.backend = ulysses.UlyssesBackend(str(attention.backend), group, state)
+        if module.attention.self_kernel is not kernel:
+            module.attention.self_kernel = kernel
         x, x_mask, freqs, cap_feats, cap_mask, c, *rest = args
         if first or state.source[0] is not x_mask or state.source[1] is not freqs:
             if not first:
@@ -119,7 +119,6 @@ def parallelize_sequence(model: nn.Module, group) -> nn.Module:
     heads = model.config["n_heads"]
     if heads % world:
         raise ValueError(f"sequence parallelism over {world} ranks needs n_heads ({heads}) divisible by {world}")
-    ulysses.install()
     state = ShardState(rank, world)
     handles = []
     for i, block in enumerate(model.layers):

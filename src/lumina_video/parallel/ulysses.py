@@ -19,12 +19,11 @@ head i = kv head i // n); n Hkv divides by P and Hq by n Hkv (both P and Hkv div
 h uses kv' head h // (g / n), a copy of its own kv head h // g. The cost: n times the kv traffic, no
 change of the kernel. Hq must be divisible by P.
 
-The seam: the model's `Attention.forward` calls `lumina_video.model.attention.attend(q, k, v, q_mask,
-k_mask, self.backend)` for its self-attention (q_mask is k_mask) and for its caption cross-attention.
-`install()` puts `dispatch` in its place once; `dispatch` runs Ulysses only when the module's
-`backend` is a `UlyssesBackend` (a str equal to the kernel name, carrying the group and the shard
-state) and the call is the self-attention, and the original `attend` otherwise. The caption branch
-keeps its sharded queries and whole caption keys on every rank: no communication.
+The seam: the model's `Attention.forward` runs its self-attention through `Attention.self_kernel`
+(`attend` when None). `UlyssesKernel` is set there for every block by `parallelize_sequence`; the
+caption cross-attention keeps calling `attend` with its sharded queries and the whole caption keys on
+every rank: no communication. `Attention.backend` ("auto", "sdpa", "flash") still picks the kernel
+that runs inside the all-to-alls.
 """
 from __future__ import annotations
 
@@ -34,17 +33,19 @@ import torch
 import torch.distributed as dist
 from torch.distributed import _functional_collectives as fc
 
-_ORIGINAL = {}
+from ..model.attention import attend
 
 
-class UlyssesBackend(str):
-    """An attention `backend` value for one module: equal to the kernel's name ("auto", "sdpa", "flash"),
-    plus the sequence-parallel `group` and the `state` (a `ShardState`) of the model's current forward."""
+class UlyssesKernel:
+    """A block's self-attention kernel under sequence parallelism over `group`; `state` (a `ShardState`)
+    holds the whole padded key mask of the model's current forward."""
 
-    def __new__(cls, name: str, group, state):
-        obj = super().__new__(cls, str(name))
-        obj.group, obj.state = group, state
-        return obj
+    def __init__(self, group, state):
+        self.group, self.state = group, state
+
+    def __call__(self, q, k, v, q_mask, k_mask, backend: str = "auto"):
+        """`attend`'s signature: q, k, v the rank's sequence shards, q_mask / k_mask its shard of the mask."""
+        return ulysses_attention(q, k, v, self.state.full_mask, self.group, attend, backend)
 
 
 def group_size(group) -> int:
@@ -97,21 +98,3 @@ def _interleave(q, k, v, world: int):
     one all-to-all moves all three: returns the P groups (each (B, Lp, (Hq+2Hk)/P, D))."""
     qs, ks, vs = (t.chunk(world, dim=2) for t in (q, k, v))
     return [torch.cat([a, b, c], dim=2) for a, b, c in zip(qs, ks, vs)]
-
-
-def dispatch(q, k, v, q_mask, k_mask, backend: str = "auto"):
-    """Stands in for `model.attention.attend`: Ulysses for the self-attention of a sequence-parallel
-    module, the original kernel for everything else."""
-    original = _ORIGINAL["attend"]
-    if isinstance(backend, UlyssesBackend) and q_mask is k_mask and q_mask is backend.state.local_mask:
-        return ulysses_attention(q, k, v, backend.state.full_mask, backend.group, original, str(backend))
-    return original(q, k, v, q_mask, k_mask, str(backend))
-
-
-def install() -> None:
-    """Route the model's attention calls through `dispatch` (once per process; idempotent)."""
-    from ..model import attention
-
-    if "attend" not in _ORIGINAL:
-        _ORIGINAL["attend"] = attention.attend
-        attention.attend = dispatch
