@@ -48,11 +48,25 @@ def test_exported_pipeline_holds_the_run_and_makes_audio_of_the_clips_length(tra
     assert np.isfinite(audio).all()
 
 
+def test_a_checkpoints_ema_weights_export_like_the_final_folder(trained):
+    from lumina_video.pipeline.v2a import LuminaV2APipeline
+
+    args, root, _ = trained
+    step = sorted((root / "run" / "checkpoints").glob("step_*"))[-1]
+    assert main(["configs/v2a_tiny.yaml", str(root / "ckpt_pipe"), *args, "--checkpoint", str(step)]) == 0
+    pipe = LuminaV2APipeline.from_pretrained(root / "ckpt_pipe")
+    for part in ("transformer", "sync_encoder"):
+        saved = files.load_safetensors(root / "run" / "final" / part / "model.safetensors")
+        assert all(torch.equal(v, getattr(pipe, part).state_dict()[k]) for k, v in saved.items()), part
+
+
 def test_export_without_a_finished_run_is_a_one_line_error(trained, tmp_path):
     args, root, _ = trained
     cfg = load_v2a_config(None, [*args, f"run_dir={tmp_path / 'none'}"])
     with pytest.raises(FileNotFoundError, match="does not exist; finish the run"):
         export_pipeline(cfg, tmp_path / "pipe")
+    with pytest.raises(FileNotFoundError, match="give a train-v2a checkpoint folder"):
+        export_pipeline(cfg, tmp_path / "pipe", checkpoint=tmp_path)
     cfg = load_v2a_config(None, [*args, "encoders.train_sync=false"])
     with pytest.raises(ValueError, match="was trained with"):
         export_pipeline(cfg, tmp_path / "pipe")
