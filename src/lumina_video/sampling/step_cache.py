@@ -44,7 +44,7 @@ from .schedule import patch_name
 
 # The threshold `auto` stands for (bench/step_cache.py on the bundled demo model; README "Step cache").
 # A model folder may set its own in model_index.json's defaults as "step_cache_auto".
-AUTO_THRESHOLD = 0.2
+AUTO_THRESHOLD = 0.3
 # The threshold's factor per patch by default: the coarsest stage (2x4, the cheapest: 18% of the demo's
 # FLOPs, at the highest noise, where a reused velocity moves the whole video) always computes.
 STAGE_SCALE = {"2x4": 0.0}
