@@ -40,8 +40,9 @@ if [ ! -f "$PIPE/model_index.json" ] || [ "$V2A_RUN/final/v2a_components.json" -
       "${V2A_ARGS[@]}"
 fi
 
-# 5. soundtracks for the held-out clips without prompts (the video alone), 20 videos per call; a rerun does only
-#    the clips without a NAME.json (written last); each NAME.json records its seed
+# 5. soundtracks for the held-out clips without prompts (the video alone), 20 videos per call on one thread (2-3 s
+#    a clip; two threads on a shared machine were ~10x slower); a rerun does only the clips without a NAME.json
+#    (written last); each NAME.json records its seed
 GEN=$V2A_RUN/heldout_audio
 mkdir -p "$GEN"
 mapfile -t todo < <("$PY" - "$DATA/heldout.jsonl" "$GEN" "${EVAL_N:-0}" <<'EOF'
@@ -57,7 +58,7 @@ EOF
 for ((s = 0; s < ${#todo[@]}; s += 20)); do
   videos=()
   for line in "${todo[@]:s:20}"; do videos+=("${line#* }"); done
-  "$LV" v2a "${videos[@]}" --model "$PIPE" --out "$GEN" --seed $((1000 + ${todo[s]%% *})) --overwrite --no-progress
+  OMP_NUM_THREADS=1 "$LV" v2a "${videos[@]}" --model "$PIPE" --out "$GEN" --seed $((1000 + ${todo[s]%% *})) --overwrite --no-progress
 done
 
 # 6. the scores (onsets, sync, pitch, timbre, silence, loudness) next to the ground-truth ceiling, the audio VAE ->
