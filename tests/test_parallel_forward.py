@@ -4,7 +4,6 @@ than ranks and token counts that do not divide by the ranks; a guidance-split ba
 
 Each process builds the same seeded model, computes the one-process forward first, then makes the
 model parallel and computes it again on the same inputs."""
-import os
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ import torch.multiprocessing as mp
 from lumina_video.model import MultiScaleNextDiT
 from lumina_video.parallel import parallelize_sequence, parallelize_transformer
 from lumina_video.training.distributed import free_port
+from train_support import gloo_process
 
 TOL = 1e-5
 PATCHES = [(1, 2), (2, 2), (2, 4)]  # (pt, p)
@@ -57,10 +57,7 @@ def max_diff(a, b) -> float:
 
 
 def _worker(rank: int, world: int, port: int, heads: tuple) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
+    with gloo_process(rank, world, port):
         model = tiny_model(*heads)
         runs = [(name, x, patch) for name, x, patch in cases()]
         want = [forward(model, x, patch, torch.Generator().manual_seed(i)) for i, (_, x, patch) in enumerate(runs)]
@@ -79,9 +76,6 @@ def _worker(rank: int, world: int, port: int, heads: tuple) -> None:
             _, x, patch = runs[i]
             got = forward(model, x, patch, torch.Generator().manual_seed(i))
             assert max_diff(got, want[i]) <= TOL, (i, world, max_diff(got, want[i]))
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("world, heads", [(2, (4, 1)), (4, (4, 2))], ids=["2-ranks-gqa-1kv", "4-ranks-gqa-2kv"])

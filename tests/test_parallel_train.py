@@ -16,34 +16,25 @@ batch stays 4, where the must-show 2-process layout has a 45x margin.
 The 4-process layout is marked slow (about 40 s here).
 """
 import json
-import os
 
 import pytest
-import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lumina_video.configs import from_dict, to_dict
 from lumina_video.training.config import TrainConfig, check_config, resolve_config
 from lumina_video.training.distributed import free_port
 from lumina_video.training.trainer import train
-from train_support import max_abs_diff, text_encoder, tiny_config, weights, write_latent_manifest
+from train_support import gloo_process, max_abs_diff, text_encoder, tiny_config, weights, write_latent_manifest
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 TOL = 1e-6
 
 
 def _worker(rank: int, world: int, port: int, cfg_dict: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
+    with gloo_process(rank, world, port):
         cfg = resolve_config(from_dict(TrainConfig, cfg_dict))
         check_config(cfg)
         assert train(cfg, progress=False, stop_at=2).step == 2
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 def config(tmp_path, run, sp: int = 1):

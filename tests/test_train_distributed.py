@@ -7,11 +7,8 @@ AdamW's normalisation. Stated tolerance: after 3 steps at lr 1e-3 (the weights m
 weights and the EMA agree within 1e-6 (measured: 7e-8) and the logged losses within 1e-5 relative.
 """
 import json
-import os
 
 import pytest
-import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lumina_video.configs import from_dict, to_dict
@@ -19,26 +16,20 @@ from lumina_video.training.build import build_transformer
 from lumina_video.training.config import TrainConfig, check_config, resolve_config
 from lumina_video.training.distributed import free_port
 from lumina_video.training.trainer import train
-from train_support import max_abs_diff, text_encoder, tiny_config, weights, write_latent_manifest
+from train_support import gloo_process, max_abs_diff, text_encoder, tiny_config, weights, write_latent_manifest
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 WEIGHT_TOL = 1e-6
 
 
 def _worker(rank: int, world: int, port: int, cfg_dict: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
+    with gloo_process(rank, world, port):
         cfg = resolve_config(from_dict(TrainConfig, cfg_dict))
         check_config(cfg)
         # stop after 2 steps, then continue: under FSDP only process 0 reads the checkpoint and
         # broadcasts it into the shards
         assert train(cfg, progress=False, stop_at=2).step == 2  # loads the bundled MiniLM itself
         assert train(cfg, progress=False).step == 3
-    finally:
-        dist.barrier()  # leave together: a process exiting mid-collective aborts its peer
-        dist.destroy_process_group()
 
 
 def config(tmp_path, run):

@@ -8,11 +8,8 @@ agree within 1e-6 (measured: weights 1.2e-7, EMA 8.9e-8); the logged losses with
 weights differed by 1.9e-6: AdamW divides by sqrt(v), which magnifies rounding where gradients are tiny.
 """
 import json
-import os
 
 import pytest
-import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lumina_video import files
@@ -20,23 +17,18 @@ from lumina_video.audio.vae import AudioVAE, tiny_audio_vae_config
 from lumina_video.data.synthetic_av import make_dataset
 from lumina_video.training.distributed import free_port
 from lumina_video.training.v2a_trainer import build_v2a, load_v2a_config, train_v2a
+from train_support import gloo_process
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 WEIGHT_TOL = 1e-6
 
 
 def _worker(rank: int, world: int, port: int, overrides: list[str]) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
+    with gloo_process(rank, world, port):
         cfg = load_v2a_config(None, overrides)
         # stop after 2 steps, then continue: only process 0 reads the checkpoint and broadcasts it into the shards
         assert train_v2a(cfg, progress=False, stop_at=2)["step"] == 2
         assert train_v2a(cfg, progress=False)["finished"]
-    finally:
-        dist.barrier()  # leave together: a process exiting mid-collective aborts its peer
-        dist.destroy_process_group()
 
 
 def overrides(root, run) -> list[str]:

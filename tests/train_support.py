@@ -2,12 +2,15 @@
 tiny sizes (the bundled MiniLM text encoder, loaded once per process; a tiny CogVideoX VAE folder)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import tempfile
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from lumina_video import files
 from lumina_video.configs import from_dict
@@ -90,3 +93,17 @@ def weights(folder) -> dict:
 def max_abs_diff(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+
+
+@contextlib.contextmanager
+def gloo_process(rank: int, world: int, port: int):
+    """Inside: process `rank` of a `world`-process gloo group on 127.0.0.1:`port`, one torch thread. On exit
+    every process waits for the others (a process leaving mid-collective aborts its peers) and the group ends."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        yield
+    finally:
+        dist.barrier()
+        dist.destroy_process_group()
