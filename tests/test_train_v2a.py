@@ -155,3 +155,34 @@ def test_cli_stops_with_exit_3_on_a_non_finite_loss(clips_and_vae, tmp_path, cap
                               "--no-progress"])
     assert v2a_trainer.cli_main(args) == 3
     assert "train-v2a: stopped: non-finite loss at step 1 (stage 'v2a')" in capsys.readouterr().err
+
+
+def test_audio_envelope_marks_the_rise_in_its_latent_frame():
+    from lumina_video.training.v2a_data import audio_envelope
+
+    mel = torch.full((40, 8), -11.5)
+    mel[21:] = -1.5  # a sound starts at mel frame 21, inside latent frame 5 (mel frames 20..23)
+    env = audio_envelope(mel, 10)  # (10, 2)
+    assert env.shape == (10, 2)
+    assert env[5, 0] == pytest.approx(80.0) and float(env[:5, 0].abs().max()) == 0 and float(env[6:, 0].max()) == 0
+    assert env[4, 1] == pytest.approx(-11.5) and env[5, 1] == pytest.approx((-11.5 - 3 * 1.5) / 4)
+    assert env[6, 1] == pytest.approx(-1.5)
+
+
+def test_sync_target_head_trains_with_the_sync_encoder_and_is_checkpointed(clips_and_vae, tmp_path):
+    out = train_v2a(v2a_cfg(clips_and_vae, tmp_path / "e", steps=4, checkpoint_every=4, sync_target_weight=1.0),
+                    progress=False)
+    fam = out["family"]
+    env = torch.cat([c.envelope for c in fam.clips.clips])  # standardised over the clips' frames
+    assert env.mean(0).abs().max() < 1e-4 and (env.std(0, unbiased=False) - 1).abs().max() < 1e-3
+    saved = files.load_safetensors(tmp_path / "e" / "checkpoints" / "step_00000004" / "model.safetensors")
+    assert "sync_head.weight" in saved and saved["sync_head.weight"].shape == (2, 32)
+    logged = [json.loads(line) for line in (tmp_path / "e" / "log.jsonl").read_text().splitlines()]
+    assert all(r["loss/envelope"] > 0 for r in logged)
+    final = files.load_safetensors(tmp_path / "e" / "final" / "sync_encoder" / "model.safetensors")
+    assert not any(k.startswith("sync_head") for k in final)  # the head is not exported
+    from lumina_video.configs import ConfigError
+    with pytest.raises(ConfigError, match="'sync_target_weight' needs a trained sync encoder"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", sync_target_weight=1.0, **{"encoders.train_sync": "false"})
+    with pytest.raises(ConfigError, match="'sync_target_weight' must be >= 0"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", sync_target_weight=-1)

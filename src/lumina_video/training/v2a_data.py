@@ -84,6 +84,7 @@ class Clip:
     sync_mask: torch.Tensor      # (25 n,) bool
     text: torch.Tensor           # (L, Dt)
     text_mask: torch.Tensor      # (L,) bool
+    envelope: torch.Tensor | None = None  # (25 n, 2) the soundtrack's onset strength and loudness, standardised
 
 
 class V2AClips:
@@ -106,6 +107,7 @@ class V2AClips:
         with torch.no_grad():
             text, mask = encoders.text.encode([r["caption"] or "" for r, *_ in raw], device="cpu")
         self.clips = [self._extract(*item, text[i].float(), mask[i].bool()) for i, item in enumerate(raw)]
+        standardise_envelopes(self.clips)
 
     def _read(self, root: Path, record: dict):
         """(record, wave, frames, frame times) or None (counted) when a file is missing or unreadable."""
@@ -126,11 +128,12 @@ class V2AClips:
         wave = np.pad(wave, (0, max(0, n * SAMPLE_RATE - len(wave))))[: n * SAMPLE_RATE]
         mel = self.mel(torch.from_numpy(wave.astype(np.float32))[None])[:, : n * 100]  # (1, 100 n, 64)
         latent = enc.vae.encode(mel)[0].float().cpu()  # (C, 25 n, M)
+        envelope = audio_envelope(mel[0], latent.shape[1])  # (25 n, 2)
         visual, v_times = enc.clip.encode_video(frames, times, rate=rate, duration=n)  # (rate n, Dv)
         sync_in, s_times = enc.sync.prepare(frames, times, duration=n)  # (25 n, C, S, S)
         sync = sync_in.cpu() if enc.train_sync else enc.sync(sync_in[None])[0].float().cpu()
         return Clip(record, n, latent, visual.float().cpu(), torch.from_numpy(v_times < duration),
-                    sync, torch.from_numpy(s_times < duration), text, text_mask)
+                    sync, torch.from_numpy(s_times < duration), text, text_mask, envelope)
 
     def report(self) -> str:
         kept = f"{len(getattr(self, 'clips', []))} clips"
@@ -156,10 +159,30 @@ class V2AClips:
         lat = c.latent.shape[1] // c.seconds  # latents per second (25)
         sps = v.sync.shape[0] // v.seconds   # sync frames per second (25)
         vis, syn = slice(offset * rate, (offset + w) * rate), slice(offset * sps, (offset + w) * sps)
-        return dict(latent=c.latent[:, offset * lat:(offset + w) * lat], visual=v.visual[vis],
+        return dict(latent=c.latent[:, offset * lat:(offset + w) * lat],
+                    envelope=c.envelope[offset * lat:(offset + w) * lat], visual=v.visual[vis],
                     visual_mask=v.visual_mask[vis], visual_times=torch.arange(w * rate) / rate,
                     sync=v.sync[syn], sync_mask=v.sync_mask[syn], sync_times=torch.arange(w * sps) / sps,
                     text=c.text, text_mask=c.text_mask)
+
+
+def audio_envelope(mel: torch.Tensor, frames: int) -> torch.Tensor:
+    """Log-mel (100 n, M) -> (frames, 2) per latent frame (4 mel frames): the onset strength (the largest
+    spectral flux, sum over bands of the rise of the log-mel, of its mel frames) and the loudness (mean log-mel).
+    What the sync encoder's auxiliary head predicts from the video alone (V2ATrainConfig.sync_target_weight)."""
+    hop = mel.shape[0] // frames
+    rise = torch.clamp(mel[1:] - mel[:-1], min=0).sum(-1)
+    flux = torch.cat([rise.new_zeros(1), rise])[: frames * hop].view(frames, hop).amax(-1)
+    loud = mel.mean(-1)[: frames * hop].view(frames, hop).mean(-1)
+    return torch.stack([flux, loud], dim=-1).float().cpu()
+
+
+def standardise_envelopes(clips: list[Clip]) -> None:
+    """Each envelope channel to zero mean, unit variance over every clip's frames (in place)."""
+    every = torch.cat([c.envelope for c in clips])
+    mean, std = every.mean(0), every.std(0, unbiased=False).clamp(min=1e-3)
+    for c in clips:
+        c.envelope = (c.envelope - mean) / std
 
 
 def _fps(times: np.ndarray) -> float:

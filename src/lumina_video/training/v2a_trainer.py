@@ -11,6 +11,13 @@ three drop flags, so a resumed run draws exactly what an uninterrupted one does 
     drop_c ~ Bernoulli(p_c) for c in visual, text, sync  independently (the model's learned empty embeddings)
     sync   = SmallSyncEncoder(frames at 25/s)            trained jointly (in the optimizer), or frozen features
     loss   = mean over items of flow.item_loss(model(x_t, t, conditions, drops), u, vd_weight)
+           + sync_target_weight * mean over the window's frames of |head(sync) - envelope|^2
+    envelope = the window's own soundtrack per latent frame: onset strength and loudness (v2a_data.audio_envelope)
+
+The auxiliary target (`sync_target_weight` > 0, a trained sync encoder only) gives the sync encoder a direct
+signal of *when* the sound changes, read from the soundtrack alone (self-supervised, like an audio-visual sync
+pretraining): without it the encoder learns only through the denoiser, which first learns to ignore it (the
+demo recipe's pilot: no onsets at all after 1800 steps). The head (one linear layer) is not exported.
 
 AdamW over the V2A model and (when trained) the sync encoder, gradient clipping, and an EMA of both with the
 warm-up decay min(ema_decay, (1 + step) / (10 + step)). RUN/final holds the EMA weights: `transformer/` (a
@@ -102,6 +109,7 @@ class V2ATrainConfig:
     drop_visual: float = 0.1
     drop_text: float = 0.1
     drop_sync: float = 0.1
+    sync_target_weight: float = 0.0   # the auxiliary envelope loss of the sync encoder (module docstring)
     checkpoint_every: int = 250
     keep_last: int = 2
     log_every: int = 25
@@ -131,6 +139,10 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
         raise ConfigError(f"config key 'lr' must be > 0, got {cfg.lr}")
     if cfg.shift <= 0:
         raise ConfigError(f"config key 'shift' must be > 0, got {cfg.shift}")
+    if not cfg.sync_target_weight >= 0:
+        raise ConfigError(f"config key 'sync_target_weight' must be >= 0, got {cfg.sync_target_weight}")
+    if cfg.sync_target_weight > 0 and not cfg.encoders.train_sync:
+        raise ConfigError("config key 'sync_target_weight' needs a trained sync encoder (encoders.train_sync: true)")
     for name in DROPS:
         p = getattr(cfg, f"drop_{name}")
         if not 0 <= p <= 1:
@@ -184,9 +196,17 @@ class V2AFamily:
         self.device = self.env.device if shard else torch.device("cpu")
         self.stages = [Stage("v2a", cfg.steps, cfg.lr)]
         self.model = build_v2a(cfg, enc).train()
+        self.sync_head = None
+        if cfg.sync_target_weight > 0:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed + 1)
+                self.sync_head = nn.Linear(enc.sync.dim, 2)  # sync features -> (onset strength, loudness)
         if shard:
             self._shard()
-        self.module = nn.ModuleDict({"model": self.model, "sync": enc.sync})  # what checkpoints hold
+        parts = {"model": self.model, "sync": enc.sync}
+        if self.sync_head is not None:
+            parts["sync_head"] = self.sync_head
+        self.module = nn.ModuleDict(parts)  # what checkpoints hold
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         self.ema = EMA(self.module, cfg.ema_decay)  # follows the (sharded) parameters
         self.optimizer = torch.optim.AdamW(self.params, **self.hyperparameters())
@@ -204,6 +224,8 @@ class V2AFamily:
         if self.enc.train_sync:
             mesh = init_device_mesh(self.device.type, (self.env.world,))
             self.enc.sync = fully_shard(self.enc.sync.to(self.device), mesh=mesh)
+        if self.sync_head is not None:
+            self.sync_head = fully_shard(self.sync_head.to(self.device), mesh=mesh)
 
     def hyperparameters(self) -> dict:
         return dict(lr=self.cfg.lr, betas=(0.9, 0.99), weight_decay=self.cfg.weight_decay)
@@ -235,7 +257,7 @@ class V2AFamily:
 
     def conditions(self, batch: dict) -> dict:
         """The model's keyword inputs of a collated batch: sync frames through the (trained) sync encoder."""
-        cond = {k: v for k, v in batch.items() if k != "latent"}
+        cond = {k: v for k, v in batch.items() if k not in ("latent", "envelope")}
         if self.enc.train_sync:
             cond["sync"] = self.enc.sync(cond["sync"])  # (B, N, C, S, S) -> (B, N, Ds)
         return cond
@@ -249,13 +271,23 @@ class V2AFamily:
         batch, drops = self.on_device(batch), self.on_device(drops)
         t, x0 = t.to(self.device), x0.to(self.device)
         x1 = batch["latent"]
-        pred = self.model(interpolate(x0, x1, t), t, **self.conditions(batch), **drops)
+        cond = self.conditions(batch)
+        pred = self.model(interpolate(x0, x1, t), t, **cond, **drops)
         losses = item_loss(pred, target_velocity(x0, x1), self.cfg.vd_weight)  # (b,)
+        metrics = {}
+        if self.sync_head is not None:
+            mask = batch["sync_mask"].float()  # (b, N): frames of the clip, not padding
+            err = (self.sync_head(cond["sync"]) - batch["envelope"]).pow(2).mean(-1)  # (b, N)
+            aux = (err * mask).sum(1) / mask.sum(1).clamp(min=1)
+            losses = losses + self.cfg.sync_target_weight * aux
+            metrics["loss/envelope"] = float(distributed.all_reduce_sum(
+                aux.detach().sum().double().cpu().reshape(1), self.env)[0]) / self.cfg.batch_size
         self.optimizer.zero_grad(set_to_none=True)
         (losses.sum() * (self.env.world / self.cfg.batch_size)).backward()
         total = distributed.all_reduce_sum(losses.detach().sum().double().cpu().reshape(1), self.env)
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
-        return {"loss": float(total[0]) / self.cfg.batch_size, "grad_norm": gnorm, "samples": self.cfg.batch_size}
+        return {"loss": float(total[0]) / self.cfg.batch_size, **metrics, "grad_norm": gnorm,
+                "samples": self.cfg.batch_size}
 
     def update(self, state: TrainState) -> None:
         self.optimizer.step()
