@@ -45,7 +45,7 @@ from ..sampling.guidance import guide
 from .frames import timed
 
 __all__ = ["LuminaV2APipeline", "LuminaV2APipelineOutput", "V2A_DEFAULTS", "V2A_PARTS", "video_items",
-           "video_seconds", "check_components", "read_index"]
+           "video_seconds", "check_components", "read_index", "DEFAULT_V2A_MODEL_DIR"]
 INDEX_NAME, V2A_FORMAT_VERSION = "model_index.json", 1
 # attribute (= sub-folder) -> the modules a class of it may come from
 V2A_PARTS = {"transformer": "lumina_video.model", "audio_vae": "lumina_video.audio", "vocoder": "lumina_video.audio",
@@ -54,6 +54,9 @@ V2A_PARTS = {"transformer": "lumina_video.model", "audio_vae": "lumina_video.aud
 V2A_CLASSES = {"transformer": ("V2ANextDiT",), "audio_vae": ("AudioVAE",), "vocoder": ("Vocoder", "GriffinLim"),
                "sync_encoder": ("SmallSyncEncoder",), "clip": ("CLIPFrameEncoder",), "text_encoder": ("TextEncoder",)}
 GRIFFIN_LIM_FILE = "griffin_lim.json"
+DEFAULT_V2A_MODEL_DIR = Path(__file__).parents[1] / "demo_v2a_model"  # the bundled V2A demo model
+NOT_INSTALLED = ("the bundled V2A demo model is not installed ({} is missing): build it with `make v2a-demo-model`, "
+                 "then `lumina-video demo install --v2a runs/v2a_demo/v2a/pipeline`; or pass a V2A pipeline folder")
 V2A_DEFAULTS = dict(num_inference_steps=25, guidance_scale=3.5, max_seconds=10.0, clip_rate=8.0)
 OUTPUT_TYPES = ("np", "latent")
 
@@ -337,11 +340,11 @@ class LuminaV2APipeline(DiffusionPipeline):
             files.write_json(tmp / INDEX_NAME, index)
 
     @classmethod
-    def from_pretrained(cls, folder, dtype: torch.dtype | None = None, device="cpu") -> LuminaV2APipeline:
-        """Load a folder written by `save_pretrained`; `dtype`: the transformer's compute dtype (default
-        float32), every other part float32. One-line errors for a missing folder, part or file."""
+    def from_pretrained(cls, folder=None, dtype: torch.dtype | None = None, device="cpu") -> LuminaV2APipeline:
+        """Load a folder written by `save_pretrained` (None: DEFAULT_V2A_MODEL_DIR, the bundled one); `dtype`: the
+        transformer's compute dtype (default float32), the rest float32 (fp16 upcast). One-line missing-file errors."""
+        folder = Path(DEFAULT_V2A_MODEL_DIR if folder is None else folder)
         index = read_index(folder)
-        folder = Path(folder)
         parts = {}
         for part in V2A_PARTS:
             klass = _load_class(part, index[part][1])
@@ -361,7 +364,8 @@ def read_index(folder) -> dict:
     """model_index.json of a V2A pipeline folder, checked: every part named, every sub-folder present."""
     folder = Path(folder)
     if not (folder / INDEX_NAME).is_file():
-        raise FileNotFoundError(f"{folder} is not a V2A pipeline folder: {INDEX_NAME} is missing")
+        missing = f"{folder} is not a V2A pipeline folder: {INDEX_NAME} is missing"
+        raise FileNotFoundError(NOT_INSTALLED.format(folder) if folder == DEFAULT_V2A_MODEL_DIR else missing)
     try:
         index = json.loads((folder / INDEX_NAME).read_text())
     except ValueError as e:
