@@ -18,8 +18,8 @@ from pathlib import Path
 
 from . import __version__, files
 
-MODEL_HELP = ("a V2A pipeline folder (LuminaV2APipeline.save_pretrained; `python -m lumina_video.testing_v2a DIR` "
-              "writes a random-weight tiny one)")
+MODEL_HELP = ("a V2A pipeline folder (LuminaV2APipeline.save_pretrained; default: the bundled V2A demo model, "
+              "lumina_video/demo_v2a_model; `python -m lumina_video.testing_v2a DIR` writes a random-weight tiny one)")
 SUFFIXES = (".mp4", ".wav", ".json")
 
 
@@ -31,7 +31,7 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of video 0 (video i: seed + i; default: random)")
     p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's)")
     p.add_argument("--guidance-scale", type=float, default=None, help="CFG scale s of v_c + s (v_c - v_u); 0 = off")
-    p.add_argument("--model", metavar="DIR", required=True, help=MODEL_HELP)
+    p.add_argument("--model", metavar="DIR", default=None, help=MODEL_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace existing NAME.mp4/.wav/.json")
 
@@ -90,9 +90,10 @@ def settings_record(args, path: Path, model: Path, seed: int, frames, fps: float
 def cli_main(args) -> int:
     from .audio import write_video_with_audio, write_wav
     from .generate import check_writable
-    from .pipeline.v2a import LuminaV2APipeline
+    from .pipeline.v2a import DEFAULT_V2A_MODEL_DIR, LuminaV2APipeline
 
-    videos, out_dir, model = [Path(v) for v in args.videos], Path(args.out), Path(args.model)
+    videos, out_dir = [Path(v) for v in args.videos], Path(args.out)
+    model = DEFAULT_V2A_MODEL_DIR if args.model is None else Path(args.model)  # not installed: from_pretrained says so
     pipe = LuminaV2APipeline.from_pretrained(model)
     steps = pipe.defaults["num_inference_steps"] if args.steps is None else args.steps
     scale = pipe.defaults["guidance_scale"] if args.guidance_scale is None else args.guidance_scale
