@@ -78,8 +78,8 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--audio", action="store_true",
                    help="add a soundtrack to each video with a V2A pipeline: NAME.mp4 gets an AAC track, "
                         "NAME.wav beside it")
-    a.add_argument("--audio-model", metavar="DIR", help="V2A pipeline folder (required with --audio: no bundled V2A "
-                   "model ships yet)")
+    a.add_argument("--audio-model", metavar="DIR", help="V2A pipeline folder for --audio (default: the bundled V2A "
+                   "demo model, lumina_video/demo_v2a_model)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     r.add_argument("--batch-size", type=int, default=1,
@@ -296,13 +296,22 @@ def check_settings(pipe, args, prompts: list[str], device) -> tuple:
     return config, height, width, num_frames
 
 
+def audio_model_dir(audio_model: str | None) -> Path:
+    """--audio-model DIR, else the bundled V2A demo model's folder (pipeline/v2a.py DEFAULT_V2A_MODEL_DIR)."""
+    from .pipeline.v2a import DEFAULT_V2A_MODEL_DIR
+
+    return Path(audio_model) if audio_model else DEFAULT_V2A_MODEL_DIR
+
+
 def load_audio_pipeline(args, device, seconds: float):
-    """The V2A pipeline of --audio-model on `device`, after checking the video fits its length limit."""
-    if not args.audio_model:
-        raise ValueError("--audio needs --audio-model DIR (a LuminaV2APipeline folder; no bundled V2A model ships yet)")
+    """The V2A pipeline of --audio-model (default: the bundled one) on `device`, after checking the video fits its
+    length limit; FileNotFoundError (one line, saying how to install it) when the bundled one is not installed."""
     from .pipeline.v2a import LuminaV2APipeline
 
-    v2a = LuminaV2APipeline.from_pretrained(args.audio_model).to(device)
+    try:
+        v2a = LuminaV2APipeline.from_pretrained(audio_model_dir(args.audio_model)).to(device)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"--audio: {e}{'' if args.audio_model else ' (--audio-model DIR)'}") from None
     limit = float(v2a.defaults.get("max_seconds", float("inf")))
     if seconds > limit:
         raise ValueError(f"--audio: the video lasts {seconds:g} s, over the V2A model's limit of {limit:g} s")
@@ -372,7 +381,7 @@ def cli_main(args) -> int:
                       f"decode {timings['decode_s']:.2f}s")
         if v2a is not None:
             add_soundtracks(v2a, out, batch, names[start: start + len(batch)], out_dir, fps, seed + start,
-                            not args.no_progress, str(args.audio_model))
+                            not args.no_progress, str(audio_model_dir(args.audio_model)))
         bar.update(len(batch))
     bar.close()
     print(f"done: {len(prompts)} video(s) in {out_dir}; total text {totals['text_s']:.2f}s, denoise "
