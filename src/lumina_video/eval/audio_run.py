@@ -37,6 +37,7 @@ from ..data.video_io import CorruptMediaError, read_video
 from ..files import write_json, write_text
 from . import audio_metrics as am
 from . import audio_sync as sync
+from .audio_figures import SPECTRA, spectrogram_chart
 from .format import pyplot, save_figure
 
 CONDITIONS = ("value", "ceiling", "reconstructed", "shuffled")
@@ -184,8 +185,16 @@ def evaluate_audio(videos=(), manifest=None, *, out_dir=None, reconstruct=None, 
               "settings": settings(seed, reconstruct), "metrics": am.aggregate(entries),
               "clips": entries + failed}
     if out_dir is not None:
-        report["files"] = write_report(report, out_dir)
+        report["files"] = write_report(report, out_dir, spectra=spectrum_clips(pairs, audio, ok))
     return report
+
+
+def spectrum_clips(pairs, audio, ok: list[int], n: int = SPECTRA) -> list[dict]:
+    """The spectrogram figure's clips: the first `n` readable ones, those with impacts first (input order
+    otherwise), each with its input audio and the ground truth (None without `audio_path`)."""
+    order = sorted(ok, key=lambda i: not pairs[i][1]["impacts"])[:n]
+    return [{"name": Path(pairs[i][0]).stem, "impacts": [float(e["time"]) for e in pairs[i][1]["impacts"]],
+             "waves": {"input": audio[i]["wave"], "ground truth": audio[i]["truth"]}} for i in order]
 
 
 def settings(seed: int, reconstruct) -> dict:
@@ -270,11 +279,15 @@ def timing_chart(report: dict, path) -> None:
     plt.close(fig)
 
 
-def write_report(report: dict, out_dir) -> dict:
-    """report.json, report.md, scores.png and onset_timing.png in `out_dir`, each written atomically."""
+def write_report(report: dict, out_dir, spectra: list[dict] | None = None) -> dict:
+    """report.json, report.md, scores.png, onset_timing.png and, given `spectra` (`spectrum_clips`),
+    spectrograms.png (audio_figures.py) in `out_dir`, each written atomically."""
     out = Path(out_dir)
     paths = {"json": out / "report.json", "markdown": out / "report.md", "scores_chart": out / "scores.png",
              "timing_chart": out / "onset_timing.png"}
+    if spectra:
+        paths["spectrograms"] = out / "spectrograms.png"
+        spectrogram_chart(spectra, paths["spectrograms"])
     score_chart(report, paths["scores_chart"])
     timing_chart(report, paths["timing_chart"])
     write_text(paths["markdown"], markdown_report(report))
