@@ -42,6 +42,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("lumina_video.eval.run", "score videos: VBench-style dimensions, prompt attribute checks, reports"),
     "eval-audio": ("lumina_video.eval.audio_run",
                    "score soundtracks: onsets, sync (DeSync, AV-Align), pitch, timbre, loudness"),
+    "eval-audio-prompts": ("lumina_video.eval.audio_prompts",
+                           "text -> video -> V2A soundtrack on N vocabulary prompts: pitch of the named colour, "
+                           "silence when still"),
     "serve": ("lumina_video.serve",
               "web demo: a Gradio page for generating videos (127.0.0.1 unless --share-on-network)"),
     "demo": ("lumina_video.demo.cli", "the bundled demo model: install, verify, held-out pairs, results experiment"),
