@@ -324,3 +324,137 @@ def test_page_has_a_step_cache_field_that_reaches_the_record(pipe, limits, tmp_p
     assert cached["forwards"]["reused"] == {"1x2": 2}
     with pytest.raises(ValueError, match="step cache must be 'off', 'auto' or a threshold"):
         check_request(pipe, limits, serve.page.form_request(*values, "fast"))
+
+
+# -- "add sound": a soundtrack from a V2A pipeline (a random-weight tiny one) ----------------------------
+SOUND_SECONDS = 1.5  # the tiny V2A model's limit here: at 8 fps, 8 and 9 frames fit, 16 do not
+
+
+@pytest.fixture(scope="module")
+def v2a():
+    from lumina_video.testing_v2a import make_tiny_v2a_pipeline
+
+    return make_tiny_v2a_pipeline(defaults=dict(max_seconds=SOUND_SECONDS))
+
+
+@pytest.fixture(scope="module")
+def sound_limits(pipe, v2a):
+    return model_limits(pipe, v2a=v2a)
+
+
+def test_sound_limits_are_the_v2a_pipeline_checks(pipe, limits, v2a, sound_limits):
+    # frames F >= 2 whose F / 8 s the V2A pipeline's check_inputs accepts; the video limits are unchanged
+    assert sound_limits == Limits(32, 64, 64, (1, 8, 9, 16), 100, sound_frames=(8, 9), sound_seconds=SOUND_SECONDS)
+    assert limits.sound_frames == () and limits.sound_seconds == 0.0  # no V2A pipeline: no sound offered
+    longer = model_limits(pipe, max_frames=48, v2a=v2a)
+    assert longer.frame_choices[-1] == 48 and longer.sound_frames == (8, 9)
+    with pytest.raises(ValueError, match="over this model's limit of 1.5 s"):  # what 16 frames meet in the pipeline
+        v2a.check_inputs([None], [None], [16 / 8], 4, 2.0)
+
+
+@pytest.mark.parametrize("frames, message", [
+    (16, r"Too long for sound: 16 frames at 8 fps last 2 s, over the V2A model's limit of 1.5 s; ask for at most "
+         r"9 frames \(or untick 'add sound'\)\."),
+    (1, r"Too short for sound: 1 frame\(s\) at 8 fps; a soundtrack needs at least 8 frames"),
+])
+def test_sound_requests_must_fit_the_v2a_model(pipe, sound_limits, frames, message):
+    req = Request("a red circle", num_frames=frames, multiscale=False, add_sound=True)
+    with pytest.raises(ValueError, match=message):
+        check_request(pipe, sound_limits, req)
+    _, filled = check_request(pipe, sound_limits, Request("a red circle", num_frames=frames, multiscale=False))
+    assert filled.add_sound is False  # the same video without sound is fine
+    _, filled = check_request(pipe, sound_limits, Request("a red circle", num_frames=9, multiscale=False,
+                                                          add_sound=True))
+    assert filled.add_sound is True
+
+
+def test_sound_without_a_v2a_model_is_refused(pipe, limits, sound_limits, tmp_path):
+    req = Request("a red circle", num_frames=9, multiscale=False, add_sound=True)
+    with pytest.raises(ValueError, match="This server has no V2A model, so it cannot add sound"):
+        check_request(pipe, limits, req)
+    with pytest.raises(ValueError, match="no V2A model"):  # limits that offer sound, but no pipeline to make it
+        RequestRunner(pipe, sound_limits, tmp_path)(req)
+
+
+def _wav_samples(path):
+    import wave
+
+    with wave.open(str(path), "rb") as w:
+        assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+        return w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+
+
+def test_request_with_sound_writes_mp4_with_audio_and_wav(pipe, sound_limits, v2a, tmp_path):
+    from lumina_video.audio.media import pcm16
+
+    gen = RequestRunner(pipe, sound_limits, tmp_path, model_name="tiny", v2a=v2a, v2a_name="tiny-v2a")
+    progress = _Recorder()
+    req = Request("a red circle moving up", num_frames=9, multiscale=False, steps=2, seed=5, add_sound=True)
+    video, record, settings = gen(req, progress)
+    assert [d for _, d in progress.calls][-2:] == ["writing the video", "adding sound"]
+    with av.open(str(video)) as c:  # one H.264 stream and one AAC stream, of the clip's length
+        [vs], [aud] = c.streams.video, c.streams.audio
+        assert (vs.codec_context.name, aud.codec_context.name, aud.codec_context.sample_rate) == ("h264", "aac", 16000)
+        decoded = sum(f.samples for f in c.decode(aud))
+    assert abs(decoded - 9 / 8 * 16000) <= 1024 + 2048  # AAC frames of 1024 samples, encoder priming
+    assert json.loads(record.read_text()) == settings
+    audio = settings["audio"]
+    assert (audio["model"], audio["wav"], audio["seed"], audio["seconds"]) == \
+        ("tiny-v2a", f"{video.stem}.wav", 5, 9 / 8)
+    # the wav is the V2A pipeline's output for the video's own frames, prompt and seed (16-bit PCM)
+    rate, samples = _wav_samples(video.parent / audio["wav"])
+    assert rate == 16000 and len(samples) == round(9 / 8 * 16000)
+    config, _ = check_request(pipe, sound_limits, req)
+    frames = pipe("a red circle moving up", "", 32, 64, 9, preset=config, seed=5, progress=False).frames
+    expected = v2a(frames, ["a red circle moving up"], fps=8.0, seed=5, progress=False).audio[0]
+    assert np.abs(samples.astype(int) - pcm16(expected)).max() <= 1
+    plain_video, _, plain = gen(Request("a red circle moving up", num_frames=9, multiscale=False, steps=2, seed=5))
+    assert "audio" not in plain and not (plain_video.with_suffix(".wav")).exists()
+    with av.open(str(plain_video)) as c:
+        assert len(c.streams.audio) == 0
+    assert np.abs(_decode(plain_video).astype(int) - _decode(video)).mean() < 2  # the same video, with sound
+
+
+def test_page_offers_sound_only_with_a_v2a_model(pipe, limits, sound_limits, v2a):
+    gr = pytest.importorskip("gradio")
+
+    def box(**kw):
+        demo = serve.build_app(pipe, queue_size=2, **kw)
+        by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+        return by_id[serve.ELEMENT_IDS["add_sound"]]
+
+    off = box(limits=limits)
+    assert isinstance(off, gr.Checkbox) and off.value is False and off.interactive is False
+    assert off.info == serve.NO_V2A_NOTE == "no V2A model installed"
+    on = box(v2a=v2a, v2a_name="tiny-v2a")  # limits from model_limits(pipe, v2a=v2a)
+    assert on.interactive is True and on.value is False
+    assert "(tiny-v2a), for 8 to 9 frames (up to 1.125 s)" in on.info
+    with pytest.raises(ValueError, match="no V2A pipeline was given"):
+        serve.build_app(pipe, limits=sound_limits)
+    values = ["a red circle", "", 6.0, 2.0, False, 6, 4.0, False, 3, 32, 32, 9, "off"]
+    assert serve.page.form_request(*values, True).add_sound is True
+    assert serve.page.form_request(*values).add_sound is False
+
+
+def test_v2a_folder_is_the_option_else_the_bundled_one_when_installed(tmp_path, monkeypatch, capsys):
+    import lumina_video.pipeline.v2a as v2a_module
+
+    monkeypatch.setattr(v2a_module, "DEFAULT_V2A_MODEL_DIR", tmp_path / "bundled")
+    assert serve.resolve_v2a_dir(None) == (None, False)  # not installed: the page works, without sound
+    assert serve.load_v2a(None, False, "cpu") == (None, "no V2A model installed: the page's 'add sound' is off "
+                                                        "(--audio-model DIR adds one)")
+    (tmp_path / "bundled").mkdir()
+    (tmp_path / "bundled" / "model_index.json").write_text("{}")  # installed, but broken
+    assert serve.resolve_v2a_dir(None) == (tmp_path / "bundled", False)
+    assert serve.resolve_v2a_dir(None, no_audio=True) == (None, False)
+    assert serve.load_v2a(tmp_path / "bundled", False, "cpu")[0] is None  # the bundled one: a warning, no sound
+    assert "the bundled V2A model does not load (" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--audio-model .*bundled: .* not a complete V2A pipeline folder"):
+        serve.load_v2a(tmp_path / "bundled", True, "cpu")  # the user's own folder: an error
+    assert serve.resolve_v2a_dir(str(tmp_path)) == (tmp_path, True)
+    with pytest.raises(FileNotFoundError, match="--audio-model .*absent: no such folder"):
+        serve.resolve_v2a_dir(str(tmp_path / "absent"))
+    assert main(["serve", "--audio-model", str(tmp_path / "absent")]) == 2
+    assert "lumina-video serve: error: --audio-model" in capsys.readouterr().err
+    assert main(["serve", "--audio-model", str(tmp_path), "--no-audio"]) == 2
+    assert "--no-audio cannot be combined with --audio-model" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """The web demo end to end in headless Chromium (Playwright): the page served on loopback makes a
 playable video, shows its settings and download links, serves two tabs at once, says when the
-queue is full and when the prompt is empty, warns of words outside the model's vocabulary, and loads
-nothing from outside the machine.
+queue is full and when the prompt is empty, warns of words outside the model's vocabulary, adds a
+soundtrack that the player plays ("add sound", a random-weight tiny V2A pipeline), and loads nothing
+from outside the machine.
 
 Needs gradio, playwright (Python) and a Chromium binary ($LUMINA_CHROMIUM, /usr/bin/chromium or
 `chromium` on PATH; Debian: apt-get install chromium). Without them the tests are skipped, unless
@@ -19,6 +20,7 @@ from lumina_video import serve
 from lumina_video.pipeline import LuminaVideoPipeline
 from lumina_video.sampling import SamplingConfig
 from lumina_video.testing import make_tiny_pipeline
+from lumina_video.testing_v2a import make_tiny_v2a_pipeline
 
 WAIT_MS = 90_000  # generous: the test machine's CPU is shared
 
@@ -69,7 +71,8 @@ def server(free_port):
                                             vocabulary="synthetic"))
     pipe = GatedPipeline(tiny.transformer, tiny.vae, tiny.text_encoder, defaults=tiny.defaults)
     GatedPipeline.gate.set()
-    demo = serve.build_app(pipe, model_name="tiny-random", queue_size=1)
+    v2a = make_tiny_v2a_pipeline()  # 4 s at most: every frame count of the page but 1
+    demo = serve.build_app(pipe, model_name="tiny-random", queue_size=1, v2a=v2a, v2a_name="tiny-v2a")
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
     yield f"http://127.0.0.1:{port}/"
@@ -108,6 +111,15 @@ def _wait_for_video(page) -> str:
     return page.eval_on_selector("#video video", "v => v.src")
 
 
+def _decoded_bytes(page) -> dict:
+    """Chromium's counts of the bytes its decoders took from the <video> element, once it has played
+    for half a second (`audio` stays 0 for a file without an audio track), and whether it is muted."""
+    page.wait_for_function("() => { const v = document.querySelector('#video video');"
+                           " return !v.paused && v.currentTime > 0.5; }", timeout=WAIT_MS)
+    return page.eval_on_selector("#video video", "v => ({audio: v.webkitAudioDecodedByteCount, "
+                                                 "video: v.webkitVideoDecodedByteCount, muted: v.muted})")
+
+
 def _shown_seed(page) -> int:
     text = page.inner_text("#settings")
     return int(re.search(r'"seed"\s*:\s*(\d+)', text).group(1))
@@ -127,6 +139,10 @@ def test_generate_in_the_browser(open_page, tmp_path):
     with av.open(str(tmp_path / "v.mp4")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
     assert len(frames) == 16 and frames[0].shape == (32, 64, 3)
+    with av.open(str(tmp_path / "v.mp4")) as c:
+        assert len(c.streams.audio) == 0  # "add sound" was not ticked
+    decoded = _decoded_bytes(page)  # it plays (autoplay), with no audio to decode
+    assert decoded["video"] > 0 and decoded["audio"] == 0
 
     # the settings shown hold the prompt and the seed, which also appears in the seed field
     assert prompt in page.inner_text("#settings")
@@ -208,3 +224,32 @@ def test_prompt_outside_the_vocabulary_gets_a_warning_and_still_runs(open_page):
                                                  timeout=WAIT_MS)
     _wait_for_video(page)
     assert "a cat playing the piano" in page.inner_text("#settings")
+
+
+def test_add_sound_in_the_browser(open_page, tmp_path):
+    page = open_page()
+    assert "tiny-v2a" in page.inner_text("#add-sound") and page.is_enabled("#add-sound input")
+    page.check("#add-sound input")
+    _generate(page, "a red circle moving to the right")
+    src = _wait_for_video(page)
+
+    # the file the player plays has an AAC track of the clip's length (16 frames at 8 fps)
+    (tmp_path / "v.mp4").write_bytes(page.request.get(src).body())
+    with av.open(str(tmp_path / "v.mp4")) as c:
+        [aud] = c.streams.audio
+        assert aud.codec_context.name == "aac" and len(c.streams.video) == 1
+        seconds = sum(f.samples for f in c.decode(aud)) / aud.codec_context.sample_rate
+    assert abs(seconds - 2.0) < 0.2
+    # and Chromium plays it with its sound: unmuted, its audio decoder fed (0 for a silent file, above)
+    decoded = _decoded_bytes(page)
+    assert decoded["audio"] > 0 and decoded["video"] > 0 and decoded["muted"] is False
+
+    # the downloads add the wav; the settings record the soundtrack
+    links = page.eval_on_selector_all("#download a", "as => as.map(a => a.href)")
+    assert sorted(unquote(h).rsplit(".", 1)[1] for h in links) == ["json", "mp4", "wav"]
+    record = json.loads(page.request.get(next(h for h in links if h.endswith(".json"))).body())
+    assert record["audio"]["model"] == "tiny-v2a" and record["audio"]["seed"] == record["seed"]
+    assert record["audio"]["wav"] == unquote(next(h for h in links if h.endswith(".wav"))).rsplit("/", 1)[1]
+    wav = page.request.get(next(h for h in links if h.endswith(".wav"))).body()
+    assert wav[:4] == b"RIFF" and (len(wav) - 44) // 2 == round(2.0 * 16000)  # 16-bit mono PCM, 2 s
+    assert '"audio"' in page.inner_text("#settings")

@@ -8,26 +8,34 @@
                        -> a warning toast in the page (the request still runs)
         pipeline(...)  with a progress bar (one update per Euler step)
         NAME.mp4 + NAME.json in a per-process temporary folder (removed at exit) -> video, JSON, links
+        "add sound" ticked: the V2A pipeline's soundtrack (generate's add_soundtracks): NAME.mp4 with an
+                       AAC track, NAME.wav, NAME.json's "audio" -> the player plays it, the wav is a link
 
     limits.py   Limits, Request, model_limits, check_request (no gradio needed)
     runner.py   RequestRunner, ServerClosing, process_dir
     page.py     build_app: the page's layout and callbacks
     here        the command line
 
-One model per process, loaded once. The page binds to 127.0.0.1 unless told otherwise.
+One model per process, loaded once, and one V2A pipeline (--audio-model DIR, default the bundled one
+when installed), loaded at start on the same device: its `check_inputs` then checks the clip length
+when a request arrives, a broken folder fails at start rather than in a user's request, and the first
+request with sound waits for no load. Without one the page's "add sound" box is disabled with a note.
+The page binds to 127.0.0.1 unless told otherwise.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from .limits import MAX_SEED, Limits, Request, check_request, frame_counts, model_limits, request_warnings
-from .page import DEFAULT_QUEUE_SIZE, ELEMENT_IDS, build_app, example_prompts, import_gradio, page_values
+from .page import DEFAULT_QUEUE_SIZE, ELEMENT_IDS, NO_V2A_NOTE, build_app, example_prompts, import_gradio, page_values
 from .runner import RequestRunner, ServerClosing, process_dir
 
 __all__ = ["Limits", "Request", "RequestRunner", "ServerClosing", "build_app", "check_request", "example_prompts",
            "frame_counts", "import_gradio", "model_limits", "page_values", "process_dir", "request_warnings",
-           "resolve_host", "DEFAULT_QUEUE_SIZE", "ELEMENT_IDS", "LOOPBACK", "MAX_SEED"]
+           "load_v2a", "resolve_host", "resolve_v2a_dir", "DEFAULT_QUEUE_SIZE", "ELEMENT_IDS", "LOOPBACK", "MAX_SEED",
+           "NO_V2A_NOTE"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -47,6 +55,11 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-size", type=int, help="largest height and width in pixels")
     g.add_argument("--max-frames", type=int, help="most frames per video")
     g.add_argument("--max-steps", type=int, help="most Euler steps (default: 100 or the model's default if larger)")
+    a = p.add_argument_group("sound (the page's 'add sound' option)")
+    a.add_argument("--audio-model", metavar="DIR",
+                   help="V2A pipeline folder, loaded at start (default: the bundled V2A model when installed; "
+                        "without one the option is off)")
+    a.add_argument("--no-audio", action="store_true", help="no 'add sound' option (no V2A model is loaded)")
     add_run_arguments(p.add_argument_group("run"))
 
 
@@ -57,6 +70,45 @@ def resolve_host(host: str | None, share_on_network: bool) -> str:
             raise ValueError(f"--share-on-network listens on 0.0.0.0; it cannot be combined with --host {host}")
         return "0.0.0.0"
     return host or LOOPBACK
+
+
+def resolve_v2a_dir(audio_model: str | None, no_audio: bool = False) -> tuple[Path | None, bool]:
+    """(the V2A folder to load, whether the user named it): --audio-model DIR (it must exist), else the
+    bundled V2A model (`lumina_video.pipeline.v2a.DEFAULT_V2A_MODEL_DIR`, imported only here) when it
+    is installed (has model_index.json), else None."""
+    if no_audio:
+        if audio_model:
+            raise ValueError("--no-audio cannot be combined with --audio-model")
+        return None, False
+    if audio_model:
+        if not Path(audio_model).is_dir():
+            raise FileNotFoundError(f"--audio-model {audio_model}: no such folder")
+        return Path(audio_model), True
+    from ..pipeline.v2a import DEFAULT_V2A_MODEL_DIR
+
+    installed = (Path(DEFAULT_V2A_MODEL_DIR) / "model_index.json").is_file()
+    return (Path(DEFAULT_V2A_MODEL_DIR) if installed else None), False
+
+
+def load_v2a(v2a_dir: Path | None, named: bool, device):
+    """(V2A pipeline or None, a line saying what the page offers): the pipeline of `v2a_dir` on `device`.
+    A folder the user `named` that does not load is an error; the bundled one that does not load turns
+    "add sound" off with a warning, so that a broken install never stops the video page."""
+    from ..generate import warn
+    from ..pipeline.v2a import LuminaV2APipeline
+
+    if v2a_dir is None:
+        return None, f"{NO_V2A_NOTE}: the page's 'add sound' is off (--audio-model DIR adds one)"
+    t0 = time.perf_counter()
+    try:
+        v2a = LuminaV2APipeline.from_pretrained(v2a_dir).to(device)
+    except (ValueError, OSError) as e:
+        if named:
+            raise ValueError(f"--audio-model {v2a_dir}: {e}") from None
+        warn("serve", f"the bundled V2A model does not load ({e}); 'add sound' is off")
+        return None, f"{NO_V2A_NOTE}: the page's 'add sound' is off"
+    return v2a, (f"V2A model {v2a_dir} on {device} loaded in {time.perf_counter() - t0:.1f}s: 'add sound' for clips "
+                 f"up to {v2a.defaults['max_seconds']:g} s")
 
 
 def _network_warning(host: str, port: int) -> str:
@@ -99,17 +151,24 @@ def cli_main(args) -> int:
         raise ValueError(f"--queue-size must be >= 1, got {args.queue_size}")
     set_threads(args.threads)
     check_device(args.device)
+    v2a_dir, named = resolve_v2a_dir(args.audio_model, args.no_audio)
     model_dir = resolve_model_dir(args.model)
     t0 = time.perf_counter()
     pipe, device, dtype = load_pipeline(args, model_dir)
-    limits = model_limits(pipe, args.max_size, args.max_frames, args.max_steps)
+    load_s = time.perf_counter() - t0
+    v2a, v2a_line = load_v2a(v2a_dir, named, device)
+    limits = model_limits(pipe, args.max_size, args.max_frames, args.max_steps, v2a=v2a)
+    if v2a is not None and not limits.sound_frames:
+        warn("serve", "the V2A model accepts none of the page's frame counts (--max-frames): 'add sound' is off")
     for message in size_warnings(pipe.defaults, limits.max_height, limits.max_width, limits.frame_choices[-1]):
         warn("serve", f"the page offers up to {message} (--max-size / --max-frames); requests over the "
                       f"device's memory are refused")
-    print(f"model {model_dir} on {device} ({dtype_name(dtype)}) loaded in {time.perf_counter() - t0:.1f}s; limits: "
+    print(f"model {model_dir} on {device} ({dtype_name(dtype)}) loaded in {load_s:.1f}s; limits: "
           f"{limits.max_height}x{limits.max_width} px, {limits.frame_choices[-1]} frames, "
           f"{limits.max_steps} steps; queue {args.queue_size}; files in {process_dir()} (removed at exit)")
+    print(v2a_line)
     demo = build_app(pipe, model_name=model_dir.name, limits=limits, queue_size=args.queue_size,
-                     console_progress=not args.no_progress)
+                     console_progress=not args.no_progress, v2a=v2a,
+                     v2a_name="" if v2a is None else v2a_dir.name)
     _launch(demo, host, args.port)
     return 0

@@ -5,6 +5,8 @@
     max size    = the server's cap, within the RoPE table: size / (VAE factor x p) <= table length
     frame counts = the ones the VAE decodes T latent frames to (1, 8m, 8m + 1), whose T every temporal
                   patch of the schedule divides (or T = 1), within the RoPE table's frames
+    sound frames = the frame counts F >= 2 whose clip of F / fps s the V2A pipeline's `check_inputs` accepts
+                  (one audio latent frame .. its `max_seconds`, its RoPE table); none without a V2A model
 
 The limits are computed for single-scale sampling (the finest patch, the most permissive schedule);
 the pipeline's own `check_inputs` then checks each request against its actual schedule.
@@ -30,6 +32,8 @@ class Limits:
     max_width: int
     frame_choices: tuple[int, ...]
     max_steps: int
+    sound_frames: tuple[int, ...] = ()  # the frame counts "add sound" accepts (empty: no V2A model)
+    sound_seconds: float = 0.0  # the V2A model's max_seconds
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Request:
     width: int | None = None
     num_frames: int | None = None
     step_cache: str | float | None = None  # "off", "auto" or a threshold (sampling/step_cache.py)
+    add_sound: bool = False  # a soundtrack from the server's V2A pipeline (runner.py)
 
     def knobs(self):
         """The SamplingKnobs the page sets (the others keep the model's defaults)."""
@@ -82,10 +87,25 @@ def _positive_caps(**caps) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def sound_frames(v2a, frame_choices, fps: float) -> tuple[int, ...]:
+    """The counts of `frame_choices` (>= 2: one frame has no duration) whose clip of F / fps seconds the
+    V2A pipeline accepts with its default steps and guidance (its own `check_inputs`, nothing computed)."""
+    steps, scale = v2a.defaults["num_inference_steps"], v2a.defaults["guidance_scale"]
+    accepted = []
+    for frames in (f for f in frame_choices if f >= 2):
+        try:
+            v2a.check_inputs([None], [None], [frames / fps], steps, scale)
+        except ValueError:
+            continue
+        accepted.append(frames)
+    return tuple(accepted)
+
+
 def model_limits(pipe, max_size: int | None = None, max_frames: int | None = None,
-                 max_steps: int | None = None) -> Limits:
-    """The page's limits for `pipe` (module docstring). The server's caps default to the model's
-    default size and frame count (what it is made for) and 100 steps."""
+                 max_steps: int | None = None, v2a=None) -> Limits:
+    """The page's limits for `pipe` (module docstring), and with a V2A pipeline `v2a` the frame counts
+    it can add sound to. The server's caps default to the model's default size and frame count (what
+    it is made for) and 100 steps."""
     d = pipe.defaults
     max_size = max(int(d["height"]), int(d["width"])) if max_size is None else max_size
     max_frames = int(d["num_frames"]) if max_frames is None else max_frames
@@ -100,7 +120,10 @@ def model_limits(pipe, max_size: int | None = None, max_frames: int | None = Non
     if not max_height or not max_width or not frames:
         raise ValueError(f"no size up to {max_size} px or frame count up to {max_frames} is accepted by the model "
                          f"(sizes are multiples of {step}); raise the limits")
-    return Limits(step, max_height, max_width, frames, max_steps)
+    if v2a is None:
+        return Limits(step, max_height, max_width, frames, max_steps)
+    sound = sound_frames(v2a, frames, float(d["fps"]))
+    return Limits(step, max_height, max_width, frames, max_steps, sound, float(v2a.defaults["max_seconds"]))
 
 
 def _whole(value, name: str) -> int:
@@ -140,9 +163,27 @@ def check_request(pipe, limits: Limits, req: Request):
     pipe.check_inputs(req.prompt, negative, height, width, frames, config)
     pipe.resolve_step_cache(req.step_cache)  # a bad step cache value: its one-line message
     check_memory(pipe, pipe.device, 1, height, width, frames, config.is_guided())
+    if req.add_sound:
+        check_sound(limits, frames, float(pipe.defaults["fps"]))
     filled = Request(req.prompt, negative, req.motion_score, req.negative_motion_score, config.is_multiscale(),
-                     config.steps, req.guidance_scale, seed, height, width, frames, req.step_cache)
+                     config.steps, req.guidance_scale, seed, height, width, frames, req.step_cache,
+                     bool(req.add_sound))
     return config, filled
+
+
+def check_sound(limits: Limits, frames: int, fps: float) -> None:
+    """ValueError with a message for the page unless "add sound" can take a video of `frames` frames."""
+    accepted = limits.sound_frames
+    if not accepted:
+        raise ValueError("This server has no V2A model, so it cannot add sound; untick 'add sound'.")
+    if frames in accepted:
+        return
+    if frames < accepted[0]:
+        raise ValueError(f"Too short for sound: {frames} frame(s) at {fps:g} fps; a soundtrack needs at least "
+                         f"{accepted[0]} frames (or untick 'add sound').")
+    raise ValueError(f"Too long for sound: {frames} frames at {fps:g} fps last {frames / fps:g} s, over the V2A "
+                     f"model's limit of {limits.sound_seconds:g} s; ask for at most {accepted[-1]} frames "
+                     f"(or untick 'add sound').")
 
 
 def request_warnings(pipe, req: Request) -> list[str]:

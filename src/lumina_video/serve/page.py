@@ -3,7 +3,9 @@
 The page's inputs, in the order `_Form.values` lists them, become one `Request`; a request is checked
 when it arrives (`validate`, before it waits in the queue) and again when it runs (`RequestRunner`).
 Example prompts come from the model's defaults (`example_prompts` in model_index.json); a model
-without them gets a page without examples.
+without them gets a page without examples. "Add sound" is offered when the server has a V2A pipeline
+(`build_app(v2a=...)`) and it accepts some of the page's frame counts; otherwise the box is disabled
+and says why ("no V2A model installed").
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ DEFAULT_QUEUE_SIZE = 8
 ELEMENT_IDS = dict(prompt="prompt", negative="negative-prompt", motion="motion", negative_motion="negative-motion",
                    multiscale="multiscale", steps="steps", guidance="guidance", randomize="randomize-seed",
                    seed="seed", height="height", width="width", frames="frames", run="generate", video="video",
-                   settings="settings", files="download", step_cache="step-cache")
+                   settings="settings", files="download", step_cache="step-cache", add_sound="add-sound")
+NO_V2A_NOTE = "no V2A model installed"
 
 
 def import_gradio():
@@ -97,17 +100,30 @@ class _Form:
     width: object
     frames: object
     step_cache: object
+    add_sound: object
 
     def values(self) -> list:
         return [self.prompt, self.negative, self.motion, self.negative_motion, self.multiscale, self.steps,
-                self.guidance, self.randomize, self.seed, self.height, self.width, self.frames, self.step_cache]
+                self.guidance, self.randomize, self.seed, self.height, self.width, self.frames, self.step_cache,
+                self.add_sound]
 
 
 def form_request(prompt, negative, motion, negative_motion, multiscale, steps, guidance, randomize, seed, height,
-                 width, frames, step_cache="off") -> Request:
+                 width, frames, step_cache="off", add_sound=False) -> Request:
     """The page's input values (in `_Form.values` order) as a Request; "random seed" ticked: seed None."""
     return Request(prompt, negative, motion, negative_motion, multiscale, steps, guidance,
-                   None if randomize else seed, height, width, frames, step_cache)
+                   None if randomize else seed, height, width, frames, step_cache, bool(add_sound))
+
+
+def sound_option(limits: Limits, fps: float, v2a_name: str = "", note: str = NO_V2A_NOTE) -> tuple[bool, str]:
+    """(offered, the checkbox's note): offered when the server's V2A pipeline accepts some frame counts
+    (`limits.sound_frames`); else `note` (the server's reason, "no V2A model installed" by default)."""
+    frames = limits.sound_frames
+    if not frames:
+        return False, note
+    name = f" ({v2a_name})" if v2a_name else ""
+    return True, (f"a soundtrack made from the video by the V2A model{name}, for {frames[0]} to {frames[-1]} "
+                  f"frames (up to {frames[-1] / fps:g} s); the video plays with it, the wav is a download")
 
 
 def _sizes_and_frames(gr, limits: Limits, initial: dict, ids: dict) -> tuple:
@@ -137,8 +153,9 @@ def _sampling_inputs(gr, limits: Limits, initial: dict, ids: dict) -> tuple:
     return motion, negative_motion, multiscale, steps, guidance
 
 
-def _input_column(gr, pipe, limits: Limits, ids: dict = ELEMENT_IDS) -> tuple:
-    """The left column: prompt, size, sampling knobs, seed, the button and the examples."""
+def _input_column(gr, pipe, limits: Limits, sound: tuple[bool, str], ids: dict = ELEMENT_IDS) -> tuple:
+    """The left column: prompt, size, sampling knobs, seed, "add sound" (`sound`: `sound_option`), the
+    button and the examples."""
     initial = page_values(pipe, limits)
     prompt = gr.Textbox(label="Prompt", lines=2, placeholder="describe the video", elem_id=ids["prompt"])
     negative = gr.Textbox(label="Negative prompt", elem_id=ids["negative"])
@@ -151,19 +168,21 @@ def _input_column(gr, pipe, limits: Limits, ids: dict = ELEMENT_IDS) -> tuple:
         randomize = gr.Checkbox(True, label="Random seed", elem_id=ids["randomize"])
         seed = gr.Number(0, label="Seed (the one used is shown after a run)", precision=0, minimum=0,
                          elem_id=ids["seed"])
+    add_sound = gr.Checkbox(False, label="Add sound", info=sound[1], interactive=sound[0], elem_id=ids["add_sound"])
     button = gr.Button("Generate", variant="primary", elem_id=ids["run"])
     examples = example_prompts(pipe)
     if examples:
         gr.Examples([[e] for e in examples], inputs=[prompt], label="Example prompts")
     form = _Form(prompt, negative, motion, negative_motion, multiscale, steps, guidance, randomize, seed, height,
-                 width, frames, step_cache)
+                 width, frames, step_cache, add_sound)
     return form, button
 
 
 def _output_column(gr, ids: dict = ELEMENT_IDS) -> tuple:
     """The right column: the video, its download links and its settings."""
     video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False, elem_id=ids["video"])
-    downloads = gr.File(label="Download (video and settings)", file_count="multiple", interactive=False,
+    downloads = gr.File(label="Download (video, settings and the wav of a video with sound)", file_count="multiple",
+                        interactive=False,
                         elem_id=ids["files"])
     settings = gr.JSON(label="Settings", elem_id=ids["settings"])
     return video, downloads, settings
@@ -186,7 +205,10 @@ def _callbacks(gr, pipe, limits: Limits, runner: RequestRunner) -> tuple:
             traceback.print_exc()
             raise _page_error(gr, f"Generation failed ({type(e).__name__}: {e}); "
                                   f"the server's console has the details.") from None
-        return str(video), settings, [str(video), str(record)], settings["seed"]
+        downloads = [str(video), str(record)]
+        if "audio" in settings:  # the soundtrack's wav, beside the mp4 that carries it
+            downloads.append(str(video.parent / settings["audio"]["wav"]))
+        return str(video), settings, downloads, settings["seed"]
 
     def validate(*values):
         """The same checks when the request arrives, before it waits in the queue: mistakes show at once."""
@@ -200,22 +222,31 @@ def _callbacks(gr, pipe, limits: Limits, runner: RequestRunner) -> tuple:
 
 
 def build_app(pipeline, *, model_name: str = "", limits: Limits | None = None,
-              queue_size: int = DEFAULT_QUEUE_SIZE, out_dir=None, console_progress: bool = False):
+              queue_size: int = DEFAULT_QUEUE_SIZE, out_dir=None, console_progress: bool = False, v2a=None,
+              v2a_name: str = "", sound_note: str = NO_V2A_NOTE):
     """The Gradio page around `pipeline` (queued: one run at a time, at most `queue_size` waiting).
     Videos go to `out_dir` (default: a folder in `process_dir()`); `console_progress`: a denoising bar
-    in the server's console per request. Launch it with `.launch(...)`."""
+    in the server's console per request. `v2a`: a LuminaV2APipeline for "add sound" (None: the box is
+    disabled with `sound_note`); `limits` default to `model_limits(pipeline, v2a=v2a)`, and must come from
+    it when given with `v2a`. Launch it with `.launch(...)`."""
     gr = import_gradio()
     if not is_int(queue_size) or queue_size < 1:
         raise ValueError(f"queue_size must be a positive integer, got {queue_size!r}")
-    limits = limits or model_limits(pipeline)
+    limits = limits or model_limits(pipeline, v2a=v2a)
+    if v2a is None and limits.sound_frames:
+        raise ValueError("limits offer sound (sound_frames) but no V2A pipeline was given")
+    if v2a is not None and not limits.sound_frames:
+        sound_note = "the V2A model accepts none of this page's frame counts"
+    sound = sound_option(limits, float(pipeline.defaults["fps"]), v2a_name, sound_note)
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videos-", dir=process_dir()))
-    runner = RequestRunner(pipeline, limits, out_dir, model_name, console_progress=console_progress)
+    runner = RequestRunner(pipeline, limits, out_dir, model_name, console_progress=console_progress, v2a=v2a,
+                           v2a_name=v2a_name)
     run, validate = _callbacks(gr, pipeline, limits, runner)
     with gr.Blocks(title="Lumina-Video", analytics_enabled=False) as demo:
         gr.Markdown(_intro(pipeline, limits, model_name, queue_size))
         with gr.Row():
             with gr.Column(scale=1):
-                form, button = _input_column(gr, pipeline, limits)
+                form, button = _input_column(gr, pipeline, limits, sound)
             with gr.Column(scale=1):
                 video, downloads, settings = _output_column(gr)
         button.click(run, form.values(), [video, settings, downloads, form.seed], concurrency_limit=1,

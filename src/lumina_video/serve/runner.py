@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import json
 import shutil
 import tempfile
 import threading
@@ -33,12 +34,17 @@ def _no_progress(*args, **kwargs) -> None:
 
 class RequestRunner:
     """Runs one request at a time on the pipeline and writes NAME.mp4 + NAME.json (generate's
-    `write_generation`) to a new folder in `out_dir` per request, so names never collide.
+    `write_generation`) to a new folder in `out_dir` per request, so names never collide. A request with
+    `add_sound` then gets a soundtrack from the V2A pipeline `v2a` (generate's `add_soundtracks`, as
+    `generate --audio`: NAME.mp4 rewritten with an AAC track, NAME.wav, NAME.json's `audio`), the video's
+    prompt as its text condition and the video's seed as its seed; `v2a_name` names it in the record.
     `console_progress`: a denoising bar in the server's console too (serve's default; --no-progress)."""
 
-    def __init__(self, pipe, limits: Limits, out_dir: Path, model_name: str = "", console_progress: bool = False):
+    def __init__(self, pipe, limits: Limits, out_dir: Path, model_name: str = "", console_progress: bool = False,
+                 v2a=None, v2a_name: str = ""):
         self.pipe, self.limits, self.out_dir, self.model_name = pipe, limits, Path(out_dir), model_name
         self.console_progress = console_progress  # also a denoising bar in the server's console
+        self.v2a, self.v2a_name = v2a, v2a_name
         self._lock = threading.Lock()  # the queue runs one event at a time; this holds for direct calls too
         self._closing = threading.Event()
         self._count = itertools.count()
@@ -60,6 +66,8 @@ class RequestRunner:
         from ..generate import slug, write_generation
 
         config, req = check_request(self.pipe, self.limits, req)
+        if req.add_sound and self.v2a is None:
+            raise ValueError("This server has no V2A model, so it cannot add sound; untick 'add sound'.")
         report = progress if progress is not None else _no_progress  # (gr.Progress has a len: no `or`)
 
         def on_step(k, t, x):
@@ -75,9 +83,23 @@ class RequestRunner:
             out = self.pipe(req.prompt, req.negative_prompt, req.height, req.width, req.num_frames, preset=config,
                             seed=req.seed, callback=on_step, progress=self.console_progress,
                             step_cache=req.step_cache)
-        name = f"{slug(req.prompt)}-s{out.seeds[0]}"
-        folder = self.out_dir / f"{next(self._count):06d}"
-        report(None, desc="writing the video")
-        return write_generation(folder, name, out, 0, prompt=req.prompt, negative_prompt=req.negative_prompt,
-                                fps=float(self.pipe.defaults["fps"]), model=self.model_name,
-                                device=str(self.pipe.device))
+            name = f"{slug(req.prompt)}-s{out.seeds[0]}"
+            folder = self.out_dir / f"{next(self._count):06d}"
+            report(None, desc="writing the video")
+            fps = float(self.pipe.defaults["fps"])
+            video, record, settings = write_generation(folder, name, out, 0, prompt=req.prompt,
+                                                       negative_prompt=req.negative_prompt, fps=fps,
+                                                       model=self.model_name, device=str(self.pipe.device))
+            if req.add_sound:
+                self._check_open()
+                report(None, desc="adding sound")
+                settings = self._add_sound(out, req.prompt, name, folder, fps)
+        return video, record, settings
+
+    def _add_sound(self, out, prompt: str, name: str, folder: Path, fps: float) -> dict:
+        """The soundtrack of video 0 of `out` (class docstring); the record with its `audio` entry."""
+        from ..generate import add_soundtracks
+
+        add_soundtracks(self.v2a, out, [prompt], [name], folder, fps, out.seeds[0], self.console_progress,
+                        self.v2a_name)
+        return json.loads((folder / f"{name}.json").read_text())
