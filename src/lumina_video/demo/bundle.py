@@ -120,9 +120,9 @@ def install_v2a(source, target=DEFAULT_V2A_MODEL_DIR, checksums=V2A_CHECKSUMS, d
 
     from ..pipeline.v2a import LuminaV2APipeline
 
-    check_kind(source, "v2a")
     if source is None or not Path(source).is_dir():
         raise FileNotFoundError(f"V2A pipeline folder {source} does not exist")
+    check_kind(source, "v2a")
     pipe = LuminaV2APipeline.from_pretrained(source)
     for part in V2A_HALF_PARTS:
         torch.nn.Module.to(getattr(pipe, part), getattr(torch, dtype))
