@@ -127,10 +127,10 @@ def load_pipelines(model, v2a_dir, device: str):
     from ..pipeline import LuminaVideoPipeline
     from ..pipeline.v2a import LuminaV2APipeline
 
-    if not Path(v2a_dir).is_dir():
+    if v2a_dir is not None and not Path(v2a_dir).is_dir():
         raise FileNotFoundError(f"no V2A pipeline folder at {v2a_dir}")
     t2v = LuminaVideoPipeline.from_pretrained(model, dtype={**generation_dtypes(device), "default": torch.float32})
-    return t2v.to(device), LuminaV2APipeline.from_pretrained(v2a_dir).to(device)
+    return t2v.to(device), LuminaV2APipeline.from_pretrained(v2a_dir).to(device)  # None: the bundled one
 
 
 def check_clip_length(t2v, v2a, v2a_steps) -> dict:
@@ -214,8 +214,9 @@ def run_settings(model, v2a_dir, t2v, v2a, clip, n, seed, steps, v2a_steps, v2a_
     from ..devices import dtypes_name
 
     sampling = t2v.default_sampling if steps is None else t2v.resolve_sampling(steps=steps)
-    return {"model": "bundled demo model" if model is None else str(model), "v2a": str(v2a_dir), "n": n,
-            "seed": seed, "device": device, "t2v_dtype": dtypes_name({"transformer": t2v.transformer.dtype}),
+    return {"model": "bundled demo model" if model is None else str(model),
+            "v2a": "bundled V2A demo model" if v2a_dir is None else str(v2a_dir), "n": n, "seed": seed,
+            "device": device, "t2v_dtype": dtypes_name({"transformer": t2v.transformer.dtype}),
             "t2v_sampling": sampling.to_official(), "clip": clip, "v2a_prompt": v2a_prompt,
             "v2a_steps": v2a.defaults["num_inference_steps"] if v2a_steps is None else v2a_steps,
             "v2a_guidance_scale": v2a.defaults["guidance_scale"], "still_every": STILL_EVERY,
@@ -229,7 +230,8 @@ def run_settings(model, v2a_dir, t2v, v2a, clip, n, seed, steps, v2a_steps, v2a_
 
 
 def add_cli_arguments(parser) -> None:
-    parser.add_argument("--v2a", metavar="DIR", required=True, help="V2A pipeline folder (LuminaV2APipeline)")
+    parser.add_argument("--v2a", metavar="DIR", default=None,
+                        help="V2A pipeline folder (LuminaV2APipeline; default: the bundled V2A demo model)")
     parser.add_argument("--out", metavar="DIR", required=True, help="report folder (report.json, report.md, clips/)")
     parser.add_argument("--n", type=int, default=40, help="number of prompts (default 40; a quarter stay still)")
     parser.add_argument("--model", metavar="DIR", default=None,
