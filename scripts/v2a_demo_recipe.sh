@@ -40,8 +40,13 @@ if [ ! -f "$PIPE/model_index.json" ] || [ "$V2A_RUN/final/v2a_components.json" -
       "${V2A_ARGS[@]}"
 fi
 
-# 5. soundtracks for the held-out clips without prompts (the video alone), 20 videos per call on one thread (2-3 s
-#    a clip; two threads on a shared machine were ~10x slower); a rerun does only the clips without a NAME.json
+# 5. ship it: the pipeline into the package (lumina_video/demo_v2a_model, transformer and sync encoder in fp16,
+#    <= 20 MB) with the checksum of every file in lumina_video/demo/demo_v2a_model.sha256 (`lumina-video demo verify`
+#    and tests/test_demo_v2a_model.py check them); the scores below are the bundled model's
+"$LV" demo install --v2a "$PIPE"
+
+# 6. soundtracks for the held-out clips without prompts (the video alone) by the bundled model, 20 videos per call
+#    on one thread (2-3 s a clip; two threads on a shared machine were ~10x slower); a rerun does only the clips without a NAME.json
 #    (written last); each NAME.json records its seed
 GEN=$V2A_RUN/heldout_audio
 mkdir -p "$GEN"
@@ -58,10 +63,14 @@ EOF
 for ((s = 0; s < ${#todo[@]}; s += 20)); do
   videos=()
   for line in "${todo[@]:s:20}"; do videos+=("${line#* }"); done
-  OMP_NUM_THREADS=1 "$LV" v2a "${videos[@]}" --model "$PIPE" --out "$GEN" --seed $((1000 + ${todo[s]%% *})) --overwrite --no-progress
+  OMP_NUM_THREADS=1 "$LV" v2a "${videos[@]}" --out "$GEN" --seed $((1000 + ${todo[s]%% *})) --overwrite --no-progress
 done
 
-# 6. the scores (onsets, sync, pitch, timbre, silence, loudness) next to the ground-truth ceiling, the audio VAE ->
+# 7. the scores (onsets, sync, pitch, timbre, silence, loudness) next to the ground-truth ceiling, the audio VAE ->
 #    Griffin-Lim ceiling and the shuffled control
 "$LV" eval-audio "$GEN"/*.wav --manifest "$DATA/heldout.jsonl" --out "$V2A_RUN/eval" --reconstruct griffin-lim \
     --audio-vae "$AUDIO_VAE" --no-progress
+
+# 8. the same checks on videos the bundled text-to-video model makes from 40 prompts of its vocabulary: the pitch of
+#    the colour the prompt names, silence when it says "staying still"
+OMP_NUM_THREADS=1 "$LV" eval-audio-prompts --out "$V2A_RUN/prompts" --device cpu --no-progress
