@@ -46,8 +46,8 @@ fi
 "$LV" demo install --v2a "$PIPE"
 
 # 6. soundtracks for the held-out clips without prompts (the video alone) by the bundled model, 20 videos per call
-#    on one thread (2-3 s a clip; two threads on a shared machine were ~10x slower); a rerun does only the clips without a NAME.json
-#    (written last); each NAME.json records its seed
+#    on one thread (2-3 s a clip; two threads on a shared machine were ~10x slower); a rerun does only the clips
+#    without a NAME.json (written last); each NAME.json records its seed
 GEN=$V2A_RUN/heldout_audio
 mkdir -p "$GEN"
 mapfile -t todo < <("$PY" - "$DATA/heldout.jsonl" "$GEN" "${EVAL_N:-0}" <<'EOF'
