@@ -162,8 +162,9 @@ def test_audio_envelope_marks_the_rise_in_its_latent_frame():
 
     mel = torch.full((40, 8), -11.5)
     mel[21:] = -1.5  # a sound starts at mel frame 21, inside latent frame 5 (mel frames 20..23)
-    env = audio_envelope(mel, 10)  # (10, 2)
-    assert env.shape == (10, 2)
+    env = audio_envelope(mel, 10)  # (10, 2 + 8)
+    assert env.shape == (10, 10)
+    assert torch.allclose(env[:, 2:], mel.view(10, 4, 8).mean(1)) and torch.allclose(env[:, 1], env[:, 2:].mean(-1))
     assert env[5, 0] == pytest.approx(80.0) and float(env[:5, 0].abs().max()) == 0 and float(env[6:, 0].max()) == 0
     assert env[4, 1] == pytest.approx(-11.5) and env[5, 1] == pytest.approx((-11.5 - 3 * 1.5) / 4)
     assert env[6, 1] == pytest.approx(-1.5)
@@ -176,7 +177,7 @@ def test_sync_target_head_trains_with_the_sync_encoder_and_is_checkpointed(clips
     env = torch.cat([c.envelope for c in fam.clips.clips])  # standardised over the clips' frames
     assert env.mean(0).abs().max() < 1e-4 and (env.std(0, unbiased=False) - 1).abs().max() < 1e-3
     saved = files.load_safetensors(tmp_path / "e" / "checkpoints" / "step_00000004" / "model.safetensors")
-    assert "sync_head.weight" in saved and saved["sync_head.weight"].shape == (2, 32)
+    assert "sync_head.weight" in saved and saved["sync_head.weight"].shape == (2, 32)  # sync_target: envelope
     logged = [json.loads(line) for line in (tmp_path / "e" / "log.jsonl").read_text().splitlines()]
     assert all(r["loss/envelope"] > 0 for r in logged)
     final = files.load_safetensors(tmp_path / "e" / "final" / "sync_encoder" / "model.safetensors")
@@ -186,3 +187,21 @@ def test_sync_target_head_trains_with_the_sync_encoder_and_is_checkpointed(clips
         v2a_cfg(clips_and_vae, tmp_path / "x", sync_target_weight=1.0, **{"encoders.train_sync": "false"})
     with pytest.raises(ConfigError, match="'sync_target_weight' must be >= 0"):
         v2a_cfg(clips_and_vae, tmp_path / "x", sync_target_weight=-1)
+
+
+def test_a_fine_tuning_stage_starts_from_the_last_runs_weights_and_predicts_the_mel_bands(clips_and_vae, tmp_path):
+    first = train_v2a(v2a_cfg(clips_and_vae, tmp_path / "p1", steps=2, checkpoint_every=2), progress=False)["family"]
+    final = tmp_path / "p1" / "final"
+    over = dict(steps=2, checkpoint_every=2, sync_target_weight=1.0, sync_target="envelope+mel", lr=1e-9,
+                init_transformer=final / "transformer", **{"encoders.sync": final / "sync_encoder"})
+    tuned = train_v2a(v2a_cfg(clips_and_vae, tmp_path / "p2", **over), progress=False)["family"]
+    assert tuned.sync_head.out_features == 2 + 64
+    a, b = first.model.state_dict(), tuned.model.state_dict()  # lr 1e-9: two steps barely move the weights
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    from lumina_video.configs import ConfigError
+    with pytest.raises(ConfigError, match="'sync_target'"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", sync_target="pitch")
+    with pytest.raises(ConfigError, match="'init_transformer'.*not a V2ANextDiT folder"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", init_transformer=tmp_path)
+    with pytest.raises(ConfigError, match="does not fit the model"):
+        train_v2a(v2a_cfg(clips_and_vae, tmp_path / "p3", **{**over, "arch.preset": "V2A-S"}), progress=False)

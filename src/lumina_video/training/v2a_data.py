@@ -84,7 +84,7 @@ class Clip:
     sync_mask: torch.Tensor      # (25 n,) bool
     text: torch.Tensor           # (L, Dt)
     text_mask: torch.Tensor      # (L,) bool
-    envelope: torch.Tensor | None = None  # (25 n, 2) the soundtrack's onset strength and loudness, standardised
+    envelope: torch.Tensor | None = None  # (25 n, 2 + M) onset strength, loudness, log-mel bands; standardised
 
 
 class V2AClips:
@@ -128,7 +128,7 @@ class V2AClips:
         wave = np.pad(wave, (0, max(0, n * SAMPLE_RATE - len(wave))))[: n * SAMPLE_RATE]
         mel = self.mel(torch.from_numpy(wave.astype(np.float32))[None])[:, : n * 100]  # (1, 100 n, 64)
         latent = enc.vae.encode(mel)[0].float().cpu()  # (C, 25 n, M)
-        envelope = audio_envelope(mel[0], latent.shape[1])  # (25 n, 2)
+        envelope = audio_envelope(mel[0], latent.shape[1])  # (25 n, 2 + 64)
         visual, v_times = enc.clip.encode_video(frames, times, rate=rate, duration=n)  # (rate n, Dv)
         sync_in, s_times = enc.sync.prepare(frames, times, duration=n)  # (25 n, C, S, S)
         sync = sync_in.cpu() if enc.train_sync else enc.sync(sync_in[None])[0].float().cpu()
@@ -167,14 +167,15 @@ class V2AClips:
 
 
 def audio_envelope(mel: torch.Tensor, frames: int) -> torch.Tensor:
-    """Log-mel (100 n, M) -> (frames, 2) per latent frame (4 mel frames): the onset strength (the largest
-    spectral flux, sum over bands of the rise of the log-mel, of its mel frames) and the loudness (mean log-mel).
-    What the sync encoder's auxiliary head predicts from the video alone (V2ATrainConfig.sync_target_weight)."""
+    """Log-mel (100 n, M) -> (frames, 2 + M) per latent frame (4 mel frames): the onset strength (the largest
+    spectral flux, sum over bands of the rise of the log-mel, of its mel frames), the loudness (mean log-mel) and
+    the M bands' mean log-mel. What the sync encoder's auxiliary head predicts from the video alone
+    (V2ATrainConfig.sync_target, sync_target_weight)."""
     hop = mel.shape[0] // frames
     rise = torch.clamp(mel[1:] - mel[:-1], min=0).sum(-1)
     flux = torch.cat([rise.new_zeros(1), rise])[: frames * hop].view(frames, hop).amax(-1)
-    loud = mel.mean(-1)[: frames * hop].view(frames, hop).mean(-1)
-    return torch.stack([flux, loud], dim=-1).float().cpu()
+    bands = mel[: frames * hop].reshape(frames, hop, -1).mean(1)  # (frames, M)
+    return torch.cat([flux[:, None], bands.mean(-1, keepdim=True), bands], dim=-1).float().cpu()
 
 
 def standardise_envelopes(clips: list[Clip]) -> None:

@@ -11,13 +11,19 @@ three drop flags, so a resumed run draws exactly what an uninterrupted one does 
     drop_c ~ Bernoulli(p_c) for c in visual, text, sync  independently (the model's learned empty embeddings)
     sync   = SmallSyncEncoder(frames at 25/s)            trained jointly (in the optimizer), or frozen features
     loss   = mean over items of flow.item_loss(model(x_t, t, conditions, drops), u, vd_weight)
-           + sync_target_weight * mean over the window's frames of |head(sync) - envelope|^2
-    envelope = the window's own soundtrack per latent frame: onset strength and loudness (v2a_data.audio_envelope)
+           + sync_target_weight * mean over the window's frames of (E_envelope + E_mel)
+    E_envelope = mean over 2 of |head(sync) - envelope|^2   the window's own onset strength and loudness per
+                 latent frame (v2a_data.audio_envelope)
+    E_mel      = mean over M of |head(sync) - bands|^2      its log-mel bands (sync_target: envelope+mel only)
 
 The auxiliary target (`sync_target_weight` > 0, a trained sync encoder only) gives the sync encoder a direct
 signal of *when* the sound changes, read from the soundtrack alone (self-supervised, like an audio-visual sync
 pretraining): without it the encoder learns only through the denoiser, which first learns to ignore it (the
-demo recipe's pilot: no onsets at all after 1800 steps). The head (one linear layer) is not exported.
+demo recipe's pilot: no onsets at all after 1800 steps). `envelope+mel` also asks it for the sound's spectrum,
+which the colour of the object sets (its note). The head (one linear layer) is not exported.
+
+`init_transformer` starts the V2A model from a V2ANextDiT folder (a previous run's RUN/final/transformer; the
+preset must match), `encoders.sync` the sync encoder from a SmallSyncEncoder folder: a fine-tuning stage.
 
 AdamW over the V2A model and (when trained) the sync encoder, gradient clipping, and an EMA of both with the
 warm-up decay min(ema_decay, (1 + step) / (10 + step)). RUN/final holds the EMA weights: `transformer/` (a
@@ -59,6 +65,7 @@ from .v2a_data import Encoders, V2AClips, V2ADataConfig, check_v2a_data, collate
 
 COMPONENTS_NAME = "v2a_components.json"
 DROPS = ("visual", "text", "sync")
+SYNC_TARGETS = {"envelope": 2, "envelope+mel": 0}  # channels of the head's target (0: all of them)
 
 
 @dataclass
@@ -110,6 +117,8 @@ class V2ATrainConfig:
     drop_text: float = 0.1
     drop_sync: float = 0.1
     sync_target_weight: float = 0.0   # the auxiliary envelope loss of the sync encoder (module docstring)
+    sync_target: str = "envelope"     # or "envelope+mel"
+    init_transformer: str = ""        # a V2ANextDiT folder to start from (module docstring)
     checkpoint_every: int = 250
     keep_last: int = 2
     log_every: int = 25
@@ -141,6 +150,10 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
         raise ConfigError(f"config key 'shift' must be > 0, got {cfg.shift}")
     if not cfg.sync_target_weight >= 0:
         raise ConfigError(f"config key 'sync_target_weight' must be >= 0, got {cfg.sync_target_weight}")
+    if cfg.sync_target not in SYNC_TARGETS:
+        raise ConfigError(f"config key 'sync_target': {cfg.sync_target!r}; accepted: {', '.join(SYNC_TARGETS)}")
+    if cfg.init_transformer and not (Path(cfg.init_transformer) / "config.json").is_file():
+        raise ConfigError(f"config key 'init_transformer': {cfg.init_transformer!r} is not a V2ANextDiT folder")
     if cfg.sync_target_weight > 0 and not cfg.encoders.train_sync:
         raise ConfigError("config key 'sync_target_weight' needs a trained sync encoder (encoders.train_sync: true)")
     for name in DROPS:
@@ -174,12 +187,23 @@ def build_encoders(cfg: V2ATrainConfig) -> Encoders:
 
 
 def build_v2a(cfg: V2ATrainConfig, enc: Encoders):
-    """The V2A model sized to the encoders' widths (seeded by cfg.seed)."""
+    """The V2A model sized to the encoders' widths (seeded by cfg.seed), or cfg.init_transformer's weights."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return build_v2a_model(cfg.arch.preset, in_channels=enc.vae.latent_channels, latent_rate=enc.vae.latent_rate,
-                               patch_time=cfg.arch.patch_time, patch_freq=cfg.arch.patch_freq,
-                               visual_feat_dim=enc.clip.dim, text_feat_dim=enc.text.dim, sync_feat_dim=enc.sync.dim)
+        model = build_v2a_model(cfg.arch.preset, in_channels=enc.vae.latent_channels,
+                                latent_rate=enc.vae.latent_rate, patch_time=cfg.arch.patch_time,
+                                patch_freq=cfg.arch.patch_freq, visual_feat_dim=enc.clip.dim,
+                                text_feat_dim=enc.text.dim, sync_feat_dim=enc.sync.dim)
+    if cfg.init_transformer:
+        from ..model.v2a import V2ANextDiT
+
+        start = V2ANextDiT.from_pretrained(cfg.init_transformer).state_dict()
+        try:
+            model.load_state_dict(start)
+        except RuntimeError:
+            raise ConfigError(f"config key 'init_transformer': {cfg.init_transformer} does not fit the model of "
+                              f"arch.preset {cfg.arch.preset!r} and these encoders") from None
+    return model
 
 
 class V2AFamily:
@@ -200,7 +224,8 @@ class V2AFamily:
         if cfg.sync_target_weight > 0:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed + 1)
-                self.sync_head = nn.Linear(enc.sync.dim, 2)  # sync features -> (onset strength, loudness)
+                channels = SYNC_TARGETS[cfg.sync_target] or clips.clips[0].envelope.shape[-1]
+                self.sync_head = nn.Linear(enc.sync.dim, channels)  # sync -> onset strength, loudness(, bands)
         if shard:
             self._shard()
         parts = {"model": self.model, "sync": enc.sync}
@@ -277,7 +302,8 @@ class V2AFamily:
         metrics = {}
         if self.sync_head is not None:
             mask = batch["sync_mask"].float()  # (b, N): frames of the clip, not padding
-            err = (self.sync_head(cond["sync"]) - batch["envelope"]).pow(2).mean(-1)  # (b, N)
+            err = (self.sync_head(cond["sync"]) - batch["envelope"][..., :self.sync_head.out_features]).pow(2)
+            err = err[..., :2].mean(-1) + (err[..., 2:].mean(-1) if err.shape[-1] > 2 else 0)  # (b, N)
             aux = (err * mask).sum(1) / mask.sum(1).clamp(min=1)
             losses = losses + self.cfg.sync_target_weight * aux
             metrics["loss/envelope"] = float(distributed.all_reduce_sum(
