@@ -4,7 +4,7 @@
 #   bash scripts/v2a_demo_recipe.sh            (or: make v2a-demo-model)
 # Knobs (environment): AUDIO_VAE=DIR uses that audio VAE instead of training step 2's; V2A_RUN=DIR and
 # V2A_STEPS=N train the V2A model's second phase into another run folder / for another number of steps (a pilot);
-# EVAL_N=N scores only the first N held-out clips (default: all of them).
+# EVAL_N=N scores only the first N held-out clips (default: all of them); JOBS=N soundtrack calls at a time (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LV="${LV:-.venv/bin/lumina-video}"
@@ -52,8 +52,9 @@ fi
 "$LV" demo install --v2a "$PIPE"
 
 # 6. soundtracks for the held-out clips without prompts (the video alone) by the bundled model, 20 videos per call
-#    on one thread (2-3 s a clip; two threads on a shared machine were ~10x slower); a rerun does only the clips
-#    without a NAME.json (written last); each NAME.json records its seed
+#    on one thread, JOBS calls at a time (default 2: one per core; 2-3 s a clip; one call on two threads was ~10x
+#    slower on a shared machine); a rerun does only the clips without a NAME.json (written last); each NAME.json
+#    records its seed
 GEN=$V2A_RUN/heldout_audio
 mkdir -p "$GEN"
 mapfile -t todo < <("$PY" - "$DATA/heldout.jsonl" "$GEN" "${EVAL_N:-0}" <<'EOF'
@@ -66,11 +67,16 @@ for r in records[:n or None]:
         print(int(Path(r["path"]).stem), manifest.parent / r["path"])
 EOF
 )
+pids=()
 for ((s = 0; s < ${#todo[@]}; s += 20)); do
   videos=()
   for line in "${todo[@]:s:20}"; do videos+=("${line#* }"); done
-  OMP_NUM_THREADS=1 "$LV" v2a "${videos[@]}" --out "$GEN" --seed $((1000 + ${todo[s]%% *})) --overwrite --no-progress
+  OMP_NUM_THREADS=1 "$LV" v2a "${videos[@]}" --out "$GEN" --seed $((1000 + ${todo[s]%% *})) --overwrite \
+      --no-progress &
+  pids+=($!)
+  if ((${#pids[@]} >= ${JOBS:-2})); then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi  # a failed call stops here
 done
+for pid in "${pids[@]}"; do wait "$pid"; done
 
 # 7. the scores (onsets, sync, pitch, timbre, silence, loudness) next to the ground-truth ceiling, the audio VAE ->
 #    Griffin-Lim ceiling and the shuffled control
