@@ -144,6 +144,33 @@ def test_command_writes_mp4_wav_and_json(folder, tmp_path, capsys):
     assert run_cli([*argv, "--overwrite"]) == 0
 
 
+def test_command_takes_each_videos_caption_from_a_manifest(folder, tmp_path, capsys):
+    """--captions MANIFEST: video i's text condition is its record's caption (equal to --prompt CAPTION alone)."""
+    clips = tmp_path / "data" / "clips"
+    clips.mkdir(parents=True)
+    for name, n in (("a", 12), ("b", 10)):
+        write_video(clips / f"{name}.mp4", clip(n, size=32), fps=12.0)
+    manifest = tmp_path / "data" / "manifest.jsonl"
+    manifest.write_text('{"path": "clips/a.mp4", "caption": "a red circle bouncing"}\n'
+                        '{"path": "clips/b.mp4", "caption": "a blue square staying still"}\n')
+    common = ["--model", str(folder), "--seed", "4", "--steps", "2", "--no-progress"]
+    videos = [str(clips / "b.mp4"), str(clips / "a.mp4")]
+    assert run_cli([*videos, "--out", str(tmp_path / "m"), "--captions", str(manifest), *common]) == 0
+    assert json.loads((tmp_path / "m" / "b.json").read_text())["prompt"] == "a blue square staying still"
+    assert json.loads((tmp_path / "m" / "a.json").read_text())["prompt"] == "a red circle bouncing"
+    one = [videos[1], "--out", str(tmp_path / "p"), "--prompt", "a red circle bouncing", "--model", str(folder),
+           "--seed", "5", "--steps", "2", "--no-progress"]  # video a was video 1 (seed 4 + 1) above
+    assert run_cli(one) == 0
+    with wave.open(str(tmp_path / "m" / "a.wav")) as w1, wave.open(str(tmp_path / "p" / "a.wav")) as w2:
+        assert w1.readframes(w1.getnframes()) == w2.readframes(w2.getnframes())
+    capsys.readouterr()
+    assert run_cli([*videos, "--out", str(tmp_path / "x"), "--captions", str(manifest), "--prompt", "p", *common]) == 2
+    assert "not both" in capsys.readouterr().err
+    manifest.write_text('{"path": "clips/a.mp4", "caption": "a red circle bouncing"}\n')
+    assert run_cli([*videos, "--out", str(tmp_path / "x"), "--captions", str(manifest), *common]) == 2
+    assert "has no record for" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def bad_file(tmp_path, kind: str):
     path = tmp_path / {"image": "still.png", "corrupt": "broken.mp4", "one_frame": "one.mp4", "long": "long.mp4",
                        "missing": "gone.mp4"}[kind]

@@ -4,10 +4,11 @@ For each VIDEO (stem NAME) it writes, atomically:
     DIR/NAME.mp4    the input's frames (re-encoded H.264 at the input's frame rate) with an AAC track
     DIR/NAME.wav    the generated audio, 16-bit PCM mono at the pipeline's sample rate (16 kHz)
     DIR/NAME.json   every setting (model, prompt, seed, steps, guidance scale, duration, fps, frames) and timings
-Video i uses seed S + i (`--seed S`; without one a random S is drawn and recorded). Every input is read and
-checked (suffix, decodable, duration within the model's limits, output names free unless --overwrite) before
-any audio is generated, so a bad input leaves nothing behind. The frames are read with PyAV (data/video_io.py)
-and handed to the pipeline with their times i / fps.
+Video i uses seed S + i (`--seed S`; without one a random S is drawn and recorded). The text condition is
+`--prompt` for every video, or each video's caption from `--captions MANIFEST` (synth-av's manifest), or none.
+Every input is read and checked (suffix, decodable, duration within the model's limits, output names free
+unless --overwrite) before any audio is generated, so a bad input leaves nothing behind. The frames are read
+with PyAV (data/video_io.py) and handed to the pipeline with their times i / fps.
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="silent video files (.mp4, .mov, .mkv, ...)")
     p.add_argument("--out", metavar="DIR", required=True, help="output folder")
     p.add_argument("--prompt", default=None, help="a text condition for every video (default: none, dropped)")
+    p.add_argument("--captions", metavar="MANIFEST", default=None,
+                   help="each video's own caption as its text condition: a JSON Lines manifest (synth-av's) whose "
+                        "records name the video as `path` (relative to the manifest's folder) with a `caption`")
     p.add_argument("--seed", type=int, default=None, help="seed of video 0 (video i: seed + i; default: random)")
     p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's)")
     p.add_argument("--guidance-scale", type=float, default=None, help="CFG scale s of v_c + s (v_c - v_u); 0 = off")
@@ -79,8 +83,30 @@ def check_clip(pipe, path: Path, frames, fps: float, steps, scale) -> float:
     return seconds[0]
 
 
+def read_captions(manifest, videos: list[Path]) -> list[str]:
+    """The caption of each video from a JSON Lines manifest (records with `path` relative to its folder and
+    `caption`); one-line errors for a missing manifest or a video it does not list."""
+    import json
+
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"--captions: no such manifest: {manifest}")
+    by_file = {}
+    for n, line in enumerate(manifest.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rec = json.loads(line)
+                by_file[(manifest.parent / rec["path"]).resolve()] = str(rec.get("caption") or "")
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"--captions: {manifest} line {n} is not a record with a 'path'") from None
+    missing = [v for v in videos if v.resolve() not in by_file]
+    if missing:
+        raise ValueError(f"--captions: {manifest} has no record for {missing[0]}")
+    return [by_file[v.resolve()] for v in videos]
+
+
 def settings_record(args, path: Path, model: Path, seed: int, frames, fps: float, out) -> dict:
-    return {"lumina_video_version": __version__, "video": str(path), "model": str(model), "prompt": args.prompt,
+    return {"lumina_video_version": __version__, "video": str(path), "model": str(model), "prompt": out["prompt"],
             "seed": seed, "num_inference_steps": out["steps"], "guidance_scale": out["scale"],
             "seconds": out["seconds"], "fps": fps, "frames": int(len(frames)),
             "size": [int(frames.shape[2]), int(frames.shape[1])], "sample_rate": out["sample_rate"],
@@ -97,21 +123,24 @@ def cli_main(args) -> int:
     pipe = LuminaV2APipeline.from_pretrained(model)
     steps = pipe.defaults["num_inference_steps"] if args.steps is None else args.steps
     scale = pipe.defaults["guidance_scale"] if args.guidance_scale is None else args.guidance_scale
+    if args.captions and args.prompt is not None:
+        raise ValueError("give --prompt (one text for every video) or --captions (each video's own), not both")
+    prompts = read_captions(args.captions, videos) if args.captions else [args.prompt] * len(videos)
     clips = read_inputs(videos)
     for path, (frames, fps) in zip(videos, clips):
         check_clip(pipe, path, frames, fps, steps, scale)
     check_writable(out_dir)
     targets = output_paths(out_dir, videos, args.overwrite)
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
-    for i, (path, (frames, fps), dest) in enumerate(zip(videos, clips, targets)):
+    for i, (path, (frames, fps), dest, prompt) in enumerate(zip(videos, clips, targets, prompts)):
         t0 = time.perf_counter()
-        out = pipe(frames, args.prompt, fps=fps, seed=seed + i, num_inference_steps=steps, guidance_scale=scale,
+        out = pipe(frames, prompt, fps=fps, seed=seed + i, num_inference_steps=steps, guidance_scale=scale,
                    progress=not args.no_progress)
         wave = out.audio[0]
         write_wav(dest[".wav"], wave, out.sample_rate)
         write_video_with_audio(dest[".mp4"], frames, fps, wave, out.sample_rate)
         timings = dict(out.timings, total_s=time.perf_counter() - t0)
-        record = dict(steps=steps, scale=scale, seconds=out.seconds[0], sample_rate=out.sample_rate,
+        record = dict(prompt=prompt, steps=steps, scale=scale, seconds=out.seconds[0], sample_rate=out.sample_rate,
                       samples=int(len(wave)), timings=timings)
         files.write_json(dest[".json"], settings_record(args, path, model, seed + i, frames, fps, record))
         print(f"{dest['.mp4']}  ({out.seconds[0]:.2f} s, seed {seed + i}, {timings['total_s']:.1f} s)")
