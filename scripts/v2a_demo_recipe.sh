@@ -51,13 +51,16 @@ fi
 #    and tests/test_demo_v2a_model.py check them); the scores below are the bundled model's
 "$LV" demo install --v2a "$PIPE"
 
-# 6. soundtracks for the held-out clips without prompts (the video alone) by the bundled model, 20 videos per call
-#    on one thread, JOBS calls at a time (default 2: one per core; 2-3 s a clip; one call on two threads was ~10x
-#    slower on a shared machine); a rerun does only the clips without a NAME.json (written last); each NAME.json
-#    records its seed
-GEN=$V2A_RUN/heldout_audio
-mkdir -p "$GEN"
-mapfile -t todo < <("$PY" - "$DATA/heldout.jsonl" "$GEN" "${EVAL_N:-0}" <<'EOF'
+# 6. soundtracks for the held-out clips by the bundled model, twice: from the video alone (heldout_audio/), and
+#    with each clip's caption as the text condition (heldout_audio_text/, --captions); 20 videos per call on one
+#    thread, JOBS calls at a time (default 2: one per core; 2-3 s a clip; one call on two threads was ~10x slower on
+#    a shared machine); a rerun does only the clips without a NAME.json (written last); each NAME.json records its
+#    seed and text
+soundtracks() {  # OUT_DIR [v2a options]
+  local gen=$1 s pid line
+  shift
+  mkdir -p "$gen"
+  mapfile -t todo < <("$PY" - "$DATA/heldout.jsonl" "$gen" "${EVAL_N:-0}" <<'EOF'
 import json, sys
 from pathlib import Path
 manifest, gen, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
@@ -66,23 +69,30 @@ for r in records[:n or None]:
     if not (gen / (Path(r["path"]).stem + ".json")).is_file():
         print(int(Path(r["path"]).stem), manifest.parent / r["path"])
 EOF
-)
-pids=()
-for ((s = 0; s < ${#todo[@]}; s += 20)); do
-  videos=()
-  for line in "${todo[@]:s:20}"; do videos+=("${line#* }"); done
-  OMP_NUM_THREADS=1 "$LV" v2a "${videos[@]}" --out "$GEN" --seed $((1000 + ${todo[s]%% *})) --overwrite \
-      --no-progress &
-  pids+=($!)
-  if ((${#pids[@]} >= ${JOBS:-2})); then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi  # a failed call stops here
-done
-for pid in "${pids[@]}"; do wait "$pid"; done
+  )
+  pids=()
+  for ((s = 0; s < ${#todo[@]}; s += 20)); do
+    videos=()
+    for line in "${todo[@]:s:20}"; do videos+=("${line#* }"); done
+    OMP_NUM_THREADS=1 "$LV" v2a "${videos[@]}" --out "$gen" --seed $((1000 + ${todo[s]%% *})) --overwrite \
+        --no-progress "$@" &
+    pids+=($!)
+    if ((${#pids[@]} >= ${JOBS:-2})); then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi  # a failed call stops here
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+}
+soundtracks "$V2A_RUN/heldout_audio"
+soundtracks "$V2A_RUN/heldout_audio_text" --captions "$DATA/heldout.jsonl"
 
 # 7. the scores (onsets, sync, pitch, timbre, silence, loudness) next to the ground-truth ceiling, the audio VAE ->
-#    Griffin-Lim ceiling and the shuffled control
-"$LV" eval-audio "$GEN"/*.wav --manifest "$DATA/heldout.jsonl" --out "$V2A_RUN/eval" --reconstruct griffin-lim \
-    --audio-vae "$AUDIO_VAE" --no-progress
+#    Griffin-Lim ceiling and the shuffled control, of each set (eval/ and eval_text/)
+for set in heldout_audio heldout_audio_text; do
+  "$LV" eval-audio "$V2A_RUN/$set"/*.wav --manifest "$DATA/heldout.jsonl" --out "$V2A_RUN/eval${set#heldout_audio}" \
+      --reconstruct griffin-lim --audio-vae "$AUDIO_VAE" --no-progress
+done
 
 # 8. the same checks on videos the bundled text-to-video model makes from 40 prompts of its vocabulary: the pitch of
-#    the colour the prompt names, silence when it says "staying still"
+#    the colour the prompt names, silence when it says "staying still"; with the prompt as the V2A model's text too
+#    (what `generate --audio` does) and from the frames alone
+OMP_NUM_THREADS=1 "$LV" eval-audio-prompts --out "$V2A_RUN/prompts_text" --v2a-prompt --device cpu --no-progress
 OMP_NUM_THREADS=1 "$LV" eval-audio-prompts --out "$V2A_RUN/prompts" --device cpu --no-progress
