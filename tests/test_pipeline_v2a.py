@@ -151,8 +151,8 @@ def test_command_takes_each_videos_caption_from_a_manifest(folder, tmp_path, cap
     for name, n in (("a", 12), ("b", 10)):
         write_video(clips / f"{name}.mp4", clip(n, size=32), fps=12.0)
     manifest = tmp_path / "data" / "manifest.jsonl"
-    manifest.write_text('{"path": "clips/a.mp4", "caption": "a red circle bouncing"}\n'
-                        '{"path": "clips/b.mp4", "caption": "a blue square staying still"}\n')
+    manifest.write_text('{"path": "clips/a.mp4", "caption": "a red circle bouncing", "type": "video"}\n'
+                        '{"path": "clips/b.mp4", "caption": "a blue square staying still", "type": "video"}\n')
     common = ["--model", str(folder), "--seed", "4", "--steps", "2", "--no-progress"]
     videos = [str(clips / "b.mp4"), str(clips / "a.mp4")]
     assert run_cli([*videos, "--out", str(tmp_path / "m"), "--captions", str(manifest), *common]) == 0
@@ -166,7 +166,7 @@ def test_command_takes_each_videos_caption_from_a_manifest(folder, tmp_path, cap
     capsys.readouterr()
     assert run_cli([*videos, "--out", str(tmp_path / "x"), "--captions", str(manifest), "--prompt", "p", *common]) == 2
     assert "not both" in capsys.readouterr().err
-    manifest.write_text('{"path": "clips/a.mp4", "caption": "a red circle bouncing"}\n')
+    manifest.write_text('{"path": "clips/a.mp4", "caption": "a red circle bouncing", "type": "video"}\n')
     assert run_cli([*videos, "--out", str(tmp_path / "x"), "--captions", str(manifest), *common]) == 2
     assert "has no record for" in capsys.readouterr().err and not (tmp_path / "x").exists()
 

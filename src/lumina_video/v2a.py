@@ -84,21 +84,14 @@ def check_clip(pipe, path: Path, frames, fps: float, steps, scale) -> float:
 
 
 def read_captions(manifest, videos: list[Path]) -> list[str]:
-    """The caption of each video from a JSON Lines manifest (records with `path` relative to its folder and
-    `caption`); one-line errors for a missing manifest or a video it does not list."""
-    import json
+    """The caption of each video from a manifest (data/manifest.py: `path` relative to its folder, `caption`);
+    one-line errors for a missing or invalid manifest or a video it does not list."""
+    from .data.manifest import read_manifest
 
-    manifest = Path(manifest)
-    if not manifest.is_file():
-        raise FileNotFoundError(f"--captions: no such manifest: {manifest}")
-    by_file = {}
-    for n, line in enumerate(manifest.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rec = json.loads(line)
-                by_file[(manifest.parent / rec["path"]).resolve()] = str(rec.get("caption") or "")
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"--captions: {manifest} line {n} is not a record with a 'path'") from None
+    try:
+        by_file = {Path(rec["path"]).resolve(): rec["caption"] for rec in read_manifest(manifest)}
+    except (FileNotFoundError, ValueError) as e:
+        raise type(e)(f"--captions: {e}") from None
     missing = [v for v in videos if v.resolve() not in by_file]
     if missing:
         raise ValueError(f"--captions: {manifest} has no record for {missing[0]}")
@@ -115,11 +108,11 @@ def settings_record(args, path: Path, model: Path, seed: int, frames, fps: float
 
 def cli_main(args) -> int:
     from .audio import write_video_with_audio, write_wav
-    from .generate import check_writable
-    from .pipeline.v2a import DEFAULT_V2A_MODEL_DIR, LuminaV2APipeline
+    from .generate import audio_model_dir, check_writable
+    from .pipeline.v2a import LuminaV2APipeline
 
     videos, out_dir = [Path(v) for v in args.videos], Path(args.out)
-    model = DEFAULT_V2A_MODEL_DIR if args.model is None else Path(args.model)  # not installed: from_pretrained says so
+    model = audio_model_dir(args.model)  # the bundled one by default; not installed: from_pretrained says so
     pipe = LuminaV2APipeline.from_pretrained(model)
     steps = pipe.defaults["num_inference_steps"] if args.steps is None else args.steps
     scale = pipe.defaults["guidance_scale"] if args.guidance_scale is None else args.guidance_scale
