@@ -187,23 +187,26 @@ def build_encoders(cfg: V2ATrainConfig) -> Encoders:
 
 
 def build_v2a(cfg: V2ATrainConfig, enc: Encoders):
-    """The V2A model sized to the encoders' widths (seeded by cfg.seed), or cfg.init_transformer's weights."""
+    """The V2A model sized to the encoders' widths (seeded by cfg.seed)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = build_v2a_model(cfg.arch.preset, in_channels=enc.vae.latent_channels,
                                 latent_rate=enc.vae.latent_rate, patch_time=cfg.arch.patch_time,
                                 patch_freq=cfg.arch.patch_freq, visual_feat_dim=enc.clip.dim,
                                 text_feat_dim=enc.text.dim, sync_feat_dim=enc.sync.dim)
-    if cfg.init_transformer:
-        from ..model.v2a import V2ANextDiT
-
-        start = V2ANextDiT.from_pretrained(cfg.init_transformer).state_dict()
-        try:
-            model.load_state_dict(start)
-        except RuntimeError:
-            raise ConfigError(f"config key 'init_transformer': {cfg.init_transformer} does not fit the model of "
-                              f"arch.preset {cfg.arch.preset!r} and these encoders") from None
     return model
+
+
+def load_init_transformer(model, cfg: V2ATrainConfig) -> None:
+    """cfg.init_transformer's weights into `model` (a fine-tuning stage's start); ConfigError when they do not fit."""
+    from ..model.v2a import V2ANextDiT
+
+    start = V2ANextDiT.from_pretrained(cfg.init_transformer).state_dict()
+    try:
+        model.load_state_dict(start)
+    except RuntimeError:
+        raise ConfigError(f"config key 'init_transformer': {cfg.init_transformer} does not fit the model of "
+                          f"arch.preset {cfg.arch.preset!r} and these encoders") from None
 
 
 class V2AFamily:
@@ -220,6 +223,8 @@ class V2AFamily:
         self.device = self.env.device if shard else torch.device("cpu")
         self.stages = [Stage("v2a", cfg.steps, cfg.lr)]
         self.model = build_v2a(cfg, enc).train()
+        if cfg.init_transformer:
+            load_init_transformer(self.model, cfg)  # a resumed run's checkpoint then replaces these weights
         self.sync_head = None
         if cfg.sync_target_weight > 0:
             with torch.random.fork_rng(devices=[]):
@@ -246,8 +251,8 @@ class V2AFamily:
         from torch.distributed.fsdp import fully_shard
 
         self.model = distributed.wrap_model(self.model.to(self.device), self.env, shard=True, dtype=torch.float32)
+        mesh = init_device_mesh(self.device.type, (self.env.world,))  # for the modules sharded on their root
         if self.enc.train_sync:
-            mesh = init_device_mesh(self.device.type, (self.env.world,))
             self.enc.sync = fully_shard(self.enc.sync.to(self.device), mesh=mesh)
         if self.sync_head is not None:
             self.sync_head = fully_shard(self.sync_head.to(self.device), mesh=mesh)
@@ -299,20 +304,20 @@ class V2AFamily:
         cond = self.conditions(batch)
         pred = self.model(interpolate(x0, x1, t), t, **cond, **drops)
         losses = item_loss(pred, target_velocity(x0, x1), self.cfg.vd_weight)  # (b,)
-        metrics = {}
+        sums = [losses]
         if self.sync_head is not None:
             mask = batch["sync_mask"].float()  # (b, N): frames of the clip, not padding
             err = (self.sync_head(cond["sync"]) - batch["envelope"][..., :self.sync_head.out_features]).pow(2)
             err = err[..., :2].mean(-1) + (err[..., 2:].mean(-1) if err.shape[-1] > 2 else 0)  # (b, N)
             aux = (err * mask).sum(1) / mask.sum(1).clamp(min=1)
             losses = losses + self.cfg.sync_target_weight * aux
-            metrics["loss/envelope"] = float(distributed.all_reduce_sum(
-                aux.detach().sum().double().cpu().reshape(1), self.env)[0]) / self.cfg.batch_size
+            sums = [losses, aux]
         self.optimizer.zero_grad(set_to_none=True)
         (losses.sum() * (self.env.world / self.cfg.batch_size)).backward()
-        total = distributed.all_reduce_sum(losses.detach().sum().double().cpu().reshape(1), self.env)
+        totals = distributed.all_reduce_sum(torch.stack([x.detach().sum() for x in sums]).double().cpu(), self.env)
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
-        return {"loss": float(total[0]) / self.cfg.batch_size, **metrics, "grad_norm": gnorm,
+        metrics = {"loss/envelope": float(totals[1]) / self.cfg.batch_size} if len(sums) > 1 else {}
+        return {"loss": float(totals[0]) / self.cfg.batch_size, **metrics, "grad_norm": gnorm,
                 "samples": self.cfg.batch_size}
 
     def update(self, state: TrainState) -> None:
