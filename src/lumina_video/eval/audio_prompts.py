@@ -1,6 +1,6 @@
-"""`lumina-video eval-audio-prompts --v2a PIPE --out DIR`: does the soundtrack a V2A pipeline makes for a
-GENERATED video sound like the prompt? Text -> video (the bundled demo model, or --model) -> audio (--v2a)
--> scored against what the prompt names, with eval-audio's rules (audio_metrics.py).
+"""`lumina-video eval-audio-prompts --out DIR [--v2a PIPE]`: does the soundtrack a V2A pipeline makes for a
+GENERATED video sound like the prompt? Text -> video (the bundled demo model, or --model) -> audio (the bundled
+V2A demo model, or --v2a) -> scored against what the prompt names, with eval-audio's rules (audio_metrics.py).
 
 Prompts (`prompt_set`): N captions of the synthetic vocabulary the demo model was trained on
 (`data.vocab.caption`, no speed word, no background: "a red circle moving to the right", "a blue square
