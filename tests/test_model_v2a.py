@@ -279,3 +279,57 @@ def test_gradients_reach_every_parameter():
     out.square().mean().backward()
     silent = [name for name, p in model.named_parameters() if p.grad is None or torch.count_nonzero(p.grad) == 0]
     assert silent == []
+
+
+# -- the sync envelope head (model/v2a.py, 1b) ---------------------------------------------------------------------
+def test_the_sync_envelope_head_starts_as_the_same_function_and_is_not_trained_by_the_denoiser():
+    plain = perturb(tiny())
+    with_head = tiny(sync_envelope_bands=16)  # 8 token rows at patch_freq 2: onset, loudness + 2 bands a token
+    assert with_head.cfg.envelope_token_width == 4
+    missing, unexpected = with_head.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["envelope_embedder.bias", "envelope_embedder.weight", "sync_envelope.bias",
+                               "sync_envelope.weight"] and unexpected == []
+    kw = inputs()
+    with torch.no_grad():
+        assert torch.equal(with_head(**kw), plain(**kw))  # zero-initialised token embedder
+        velocity, envelope = with_head(**kw, return_envelope=True)
+    assert envelope.shape == (2, 13, 2 + 16)  # at the sync features' own times, before any drop
+    assert torch.allclose(envelope, with_head.sync_envelope(kw["sync"]))
+    perturb(with_head, seed=2)
+    velocity, envelope = with_head(**kw, return_envelope=True)
+    velocity.square().mean().backward()
+    assert with_head.sync_envelope.weight.grad is None  # detached where the denoiser reads it
+    assert torch.count_nonzero(with_head.envelope_embedder.weight.grad) > 0
+    envelope.square().mean().backward()
+    assert torch.count_nonzero(with_head.sync_envelope.weight.grad) > 0
+
+
+def test_each_token_row_reads_its_own_bands_of_the_predicted_envelope():
+    model = perturb(tiny(sync_envelope_bands=16))
+    kw = inputs(b=1)
+    with torch.no_grad():  # the head's band 15 (the top token row's second band) is all that changes
+        base = model.envelope_tokens(kw["sync"], kw["sync_times"][None], torch.ones(1, 13, dtype=torch.bool), 12, 8)
+        model.sync_envelope.bias[2 + 15] += 5.0
+        moved = model.envelope_tokens(kw["sync"], kw["sync_times"][None], torch.ones(1, 13, dtype=torch.bool), 12, 8)
+    changed = (moved - base).abs().amax(-1).view(12, 8) > 0  # (columns, rows), time-major tokens
+    assert changed[:, 7].all() and not changed[:, :7].any()
+    expected = 5.0 * model.envelope_embedder.weight[:, 3]  # its token feature: [onset, loudness, band 14, band 15]
+    assert torch.allclose((moved - base)[0, 7], expected, atol=1e-5)
+
+
+def test_the_sync_envelope_head_round_trips_counts_its_flops_and_refuses_bad_shapes(tmp_path):
+    model = perturb(tiny(sync_envelope_bands=16))
+    model.save_pretrained(tmp_path / "v2a")
+    loaded = V2ANextDiT.from_pretrained(tmp_path / "v2a")
+    assert loaded.cfg.sync_envelope_bands == 16
+    with torch.no_grad():
+        assert torch.equal(loaded(**inputs()), model(**inputs()))
+    cfg = model.cfg
+    extra = 2 * 12 * DS * 18 + 2 * 96 * 4 * cfg.dim  # head per column, token embedder per token
+    assert v2a_flops_per_item(cfg, 12, 16, 5, 7) - v2a_flops_per_item(tiny().cfg, 12, 16, 5, 7) == extra
+    with pytest.raises(ValueError, match="sync_envelope_bands 12 must split evenly over the 16 / patch_freq 2"):
+        V2AConfig(sync_envelope_bands=12)
+    with pytest.raises(ValueError, match="splits its 16 bands over 8 token rows; this latent has 4"):
+        model(**{**inputs(), "x": torch.randn(2, 8, 12, 8)})
+    with pytest.raises(ValueError, match="return_envelope needs a model with the sync envelope head"):
+        tiny()(**inputs(), return_envelope=True)

@@ -62,6 +62,8 @@ def v2a_flops_per_item(config, latent_frames: int, mel_rows: int, visual_tokens:
         once       4 N dim pt pf C + 2 N D' dim            [patch embedder, final linear, final adaLN]
                    + 2 Fv Dv dim + 2 L Dt dim              [visual and text projections]
                    + 2 K Ds D'                             [sync embedder per column]
+                   + 2 K Ds (2 + B) + 2 N (2 + B / M') dim   [sync envelope head and its token embedder,
+                                                            when sync_envelope_bands B > 0; M' token rows]
     Not counted: the time and pooled embedders (per item), norms, RoPE, softmax, the sync interpolation.
     `config`: a V2AConfig or `model.config`."""
     from .v2a_config import V2AConfig
@@ -76,4 +78,6 @@ def v2a_flops_per_item(config, latent_frames: int, mel_rows: int, visual_tokens:
     once = (4 * n * dim * cfg.patch_time * cfg.patch_freq * cfg.in_channels + 2 * n * dc * dim
             + 2 * visual_tokens * cfg.visual_feat_dim * dim + 2 * text_tokens * cfg.text_feat_dim * dim
             + 2 * k * cfg.sync_feat_dim * dc)
+    if cfg.sync_envelope_bands:
+        once += 2 * k * cfg.sync_feat_dim * (2 + cfg.sync_envelope_bands) + 2 * n * cfg.envelope_token_width * dim
     return float(cfg.n_layers * block + once)

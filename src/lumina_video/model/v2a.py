@@ -11,6 +11,15 @@ parts (`TransformerBlock`, `Attention`, `RoPE`, `TimestepEmbedder`, `caption_emb
    resolution of an onset), tokens time-major: token k M' + m is column k, mel row band m (M' = M / pf),
    seen by `patchify` as the video grid (F, H, W) = (T, M, 1). 2D RoPE over (time index, frequency index),
    half the head channels each (`RoPE` with two axes).
+1b. Sync envelope (config `sync_envelope_bands` B > 0; off by default). A linear head maps each sync feature
+   to the sound it predicts at that time, e(tau) = (onset strength, loudness, B log-mel bands low to high), the
+   sync encoder's auxiliary target in training (`forward(..., return_envelope=True)` also returns it, from
+   the sync features before any drop). Interpolated to the token column times, cut into the M' token rows
+   (B / M' bands each), each token gets E_e([onset, loudness, its row's bands]) (zero-initialised linear)
+   added to its embedding. The head's output is detached there: the denoiser reads it but does not train
+   it, so the head stays a predictor of the sound (it generalises to unseen (colour, shape) pairs where the
+   denoiser, fed the sync features alone, learnt each pair's note) and the band conditioning is aligned
+   with the latent's frequency rows.
 2. Context. Visual frame features (B, Fv, Dv) and text features (B, L, Dt) are each LayerNorm + Linear
    projected to `dim` and concatenated [visual ; text] as the keys/values of each block's gated
    cross-attention branch (the video model's caption branch: one query shared with self-attention,
@@ -117,6 +126,9 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
         self.empty_visual = nn.Parameter(torch.empty(cfg.visual_feat_dim))
         self.empty_text = nn.Parameter(torch.empty(cfg.text_feat_dim))
         self.empty_sync = nn.Parameter(torch.empty(cfg.sync_feat_dim))
+        if cfg.sync_envelope_bands:
+            self.sync_envelope = nn.Linear(cfg.sync_feat_dim, 2 + cfg.sync_envelope_bands)  # sync -> sound
+            self.envelope_embedder = nn.Linear(cfg.envelope_token_width, d)  # a token's envelope -> embedding
         self.layers = nn.ModuleList(
             TransformerBlock(d, cfg.n_heads, cfg.n_kv_heads, cfg.multiple_of, cfg.ffn_dim_multiplier,
                              cfg.norm_eps, cfg.qk_norm, d, dc)
@@ -145,6 +157,8 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
         zero = [emb[1] for emb in (self.visual_embedder, self.text_embedder, self.sync_embedder)]
         zero += [block.adaLN_modulation[1] for block in self.layers]
         zero += [self.final_layer.adaLN_modulation[1], self.final_layer.linear]
+        if self.cfg.sync_envelope_bands:
+            zero.append(self.envelope_embedder)  # a start from a model without the head is the same function
         for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -195,6 +209,18 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
         c_col = c[:, None] + self.sync_embedder(s)  # (B, n_cols, D')
         return c_col.repeat_interleave(n_rows, dim=1)  # token k * n_rows + m takes column k's condition
 
+    def envelope_tokens(self, sync, sync_times, sync_mask, n_cols: int, n_rows: int) -> torch.Tensor:
+        """E_e of each token's sync envelope (module docstring, 1b) (B, n_cols * n_rows, dim), time-major."""
+        cfg = self.cfg
+        if n_rows != cfg.envelope_rows:
+            raise ValueError(f"the sync envelope head splits its {cfg.sync_envelope_bands} bands over "
+                             f"{cfg.envelope_rows} token rows; this latent has {n_rows} (mel rows / patch_freq)")
+        tau = token_times(n_cols, cfg.patch_time, cfg.latent_rate, self.device)
+        e = self.sync_envelope(upsample_by_time(sync, sync_times, sync_mask, tau)).detach()  # (B, n_cols, 2 + B)
+        bands = e[..., 2:].unflatten(-1, (n_rows, -1))  # (B, n_cols, n_rows, B / n_rows), lowest row first
+        whole = e[..., None, :2].expand(-1, -1, n_rows, -1)  # onset strength and loudness, every row
+        return self.envelope_embedder(torch.cat([whole, bands], dim=-1).flatten(1, 2))
+
     def denoise_tokens(self, h, freqs, ctx, ctx_mask, ctx_freqs, c) -> torch.Tensor:
         """Blocks and final layer: h (B, N, dim), freqs (B, N, hd/2), ctx (B, S, dim), ctx_mask (B, S),
         ctx_freqs (B, S, hd/2), c (B, D') per item or (B, N, D') per token -> (B, N, pt pf C)."""
@@ -205,11 +231,14 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
     def forward(self, x: torch.Tensor, t: torch.Tensor, visual: torch.Tensor, visual_times, text: torch.Tensor,
                 text_mask: torch.Tensor, sync: torch.Tensor, sync_times, visual_mask: torch.Tensor | None = None,
                 sync_mask: torch.Tensor | None = None, drop_visual: torch.Tensor | None = None,
-                drop_text: torch.Tensor | None = None, drop_sync: torch.Tensor | None = None) -> torch.Tensor:
+                drop_text: torch.Tensor | None = None, drop_sync: torch.Tensor | None = None,
+                return_envelope: bool = False):
         """The velocity at x (B, C, T, M), same shape. t (B,); visual (B, Fv, Dv) frame features at
         visual_times (Fv,) or (B, Fv) seconds, visual_mask (B, Fv) (None: all real); text (B, L, Dt),
         text_mask (B, L); sync (B, Ns, Ds) at sync_times (Ns,) or (B, Ns), sync_mask (B, Ns); drop_* (B,)
-        bool: True = that condition is absent (its learned empty embedding is used)."""
+        bool: True = that condition is absent (its learned empty embedding is used). `return_envelope`
+        (a model with the sync envelope head): (velocity, the head's envelope of the given sync features
+        (B, Ns, 2 + B), before any drop), for its training target."""
         cfg, dtype, device = self.cfg, self.dtype, self.device
         check_v2a_inputs(cfg, x, t, visual, visual_mask, text, text_mask, sync, sync_mask,
                          dict(drop_visual=drop_visual, drop_text=drop_text, drop_sync=drop_sync))
@@ -225,16 +254,22 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
         check_sync_order(s_times, s_mask)
         visual = _substitute(visual.to(device, dtype), self.empty_visual, drop_visual)
         text = _substitute(text.to(device, dtype), self.empty_text, drop_text)
+        if return_envelope and not cfg.sync_envelope_bands:
+            raise ValueError("return_envelope needs a model with the sync envelope head (sync_envelope_bands > 0)")
+        envelope = self.sync_envelope(sync.to(device, dtype)) if return_envelope else None  # (B, Ns, 2 + B)
         sync = _substitute(sync.to(device, dtype), self.empty_sync, drop_sync)
 
         h = self.x_embedder(patchify(x.to(dtype)[..., None], pt, (pf, 1)))  # (B, N, dim), N = n_cols n_rows
+        if cfg.sync_envelope_bands:
+            h = h + self.envelope_tokens(sync, s_times, s_mask, n_cols, n_rows)
         freqs = self.audio_freqs(n_cols, n_rows)[None].expand(b, -1, -1)
         ctx = torch.cat([self.visual_proj(visual), self.text_proj(text)], dim=1)  # (B, Fv + L, dim)
         ctx_mask = torch.cat([v_mask, t_mask], dim=1)
         ctx_freqs = self.context_freqs(v_times, text.shape[1])
         c = self.conditions(t.to(device), visual, v_mask, text, t_mask, sync, s_times, s_mask, n_cols, n_rows)
         out = self.denoise_tokens(h, freqs, ctx, ctx_mask, ctx_freqs, c)  # (B, N, pt pf C)
-        return unpatchify(out, (cfg.in_channels, n_t, n_m, 1), pt, (pf, 1))[..., 0].to(x.dtype)
+        velocity = unpatchify(out, (cfg.in_channels, n_t, n_m, 1), pt, (pf, 1))[..., 0].to(x.dtype)
+        return (velocity, envelope) if return_envelope else velocity
 
     # ------------------------------------------------------------------------------------------
     # The folder format of model/folder.py: config.json + model.safetensors.

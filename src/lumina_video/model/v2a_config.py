@@ -14,6 +14,7 @@ from .. import _checks
 from .config import METADATA_KEYS
 
 V2A_AXES_LENS = (2048, 64)  # RoPE limits in tokens: (time, frequency); 2048 tokens = 81.9 s at (1, 2)
+LATENT_ROWS = 16  # mel rows of the audio VAE's latent (64 log-mel bands / 4), lowest frequency first
 
 
 @dataclass
@@ -33,6 +34,11 @@ class V2AConfig:
     rope_theta:         base of the RoPE frequencies (10000: time runs to hundreds of tokens).
     t_scale:            t in [0, 1] is multiplied by this before its sinusoidal embedding.
     axes_lens:          RoPE table limits in tokens (time, frequency).
+    sync_envelope_bands: B > 0 adds the sync envelope head (model/v2a.py, step 1b): a linear map of each sync
+                        feature to the sound it predicts at that time (onset strength, loudness and B log-mel
+                        bands, lowest first), trained by the sync encoder's auxiliary target, whose bands are
+                        added to the audio tokens of their frequency row. B must split evenly over the
+                        LATENT_ROWS / patch_freq token rows. 0 (the default): no head.
     """
 
     in_channels: int = 8
@@ -53,6 +59,7 @@ class V2AConfig:
     rope_theta: float = 10000.0
     t_scale: float = 1000.0
     axes_lens: tuple[int, int] = V2A_AXES_LENS
+    sync_envelope_bands: int = 0
 
     def __post_init__(self):
         self.axes_lens = tuple(self.axes_lens)
@@ -65,6 +72,11 @@ class V2AConfig:
         if self.dim % self.n_heads or (self.dim // self.n_heads) % 4:
             raise ValueError(f"dim {self.dim} / n_heads {self.n_heads} must be an integer head_dim divisible by 4 "
                              f"(2D RoPE over time and frequency)")
+        _checks.non_negative_int(self.sync_envelope_bands, "sync_envelope_bands")
+        if self.sync_envelope_bands and (LATENT_ROWS % self.patch_freq
+                                         or self.sync_envelope_bands % (LATENT_ROWS // self.patch_freq)):
+            raise ValueError(f"sync_envelope_bands {self.sync_envelope_bands} must split evenly over the "
+                             f"{LATENT_ROWS} / patch_freq {self.patch_freq} token rows of the audio latent")
         if len(self.axes_lens) != 2:
             raise ValueError(f"axes_lens must be two token limits (time, frequency), got {list(self.axes_lens)}")
 
@@ -85,6 +97,16 @@ class V2AConfig:
     def audio_tokens(self, seconds: float, mel_rows: int = 16) -> int:
         """Tokens of a clip of `seconds`: ceil(seconds * latent_rate / pt) columns x mel_rows / pf rows."""
         return math.ceil(seconds * self.token_rate - 1e-9) * (mel_rows // self.patch_freq)
+
+    @property
+    def envelope_rows(self) -> int:
+        """Token rows of the latent (LATENT_ROWS / patch_freq): the sync envelope's bands are split over them."""
+        return LATENT_ROWS // self.patch_freq
+
+    @property
+    def envelope_token_width(self) -> int:
+        """Features the sync envelope gives each token: onset strength, loudness and its row's bands."""
+        return 2 + self.sync_envelope_bands // self.envelope_rows if self.sync_envelope_bands else 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
