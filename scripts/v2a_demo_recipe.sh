@@ -3,7 +3,7 @@
 # interruption and it continues where it stopped. Outputs go to runs/v2a_demo/ (not committed).
 #   bash scripts/v2a_demo_recipe.sh            (or: make v2a-demo-model)
 # Knobs (environment): AUDIO_VAE=DIR uses that audio VAE instead of training step 2's; V2A_RUN=DIR and
-# V2A_STEPS=N train the V2A model's second phase into another run folder / for another number of steps (a pilot);
+# V2A_STEPS=N train the V2A model's last phase into another run folder / for another number of steps (a pilot);
 # EVAL_N=N scores only the first N held-out clips (default: all of them); JOBS=N soundtrack calls at a time (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ LV="${LV:-.venv/bin/lumina-video}"
 PY="${PY:-.venv/bin/python}"
 ROOT=runs/v2a_demo
 DATA=$ROOT/data
-V2A_RUN="${V2A_RUN:-$ROOT/v2a_tune}"
+V2A_RUN="${V2A_RUN:-$ROOT/v2a_bands}"
 V2A_ARGS=(run_dir="$V2A_RUN")
 [ -n "${V2A_STEPS:-}" ] && V2A_ARGS+=(steps="$V2A_STEPS")
 # (colour, shape) pairs the V2A model never hears: the video demo's held-out pairs (lumina_video/demo/experiments.py)
@@ -30,19 +30,25 @@ if [ -z "${AUDIO_VAE:-}" ]; then
   AUDIO_VAE=$ROOT/audio_vae/final
 fi
 
-# 3. the V2A-S denoiser and the sync encoder trained together, in two phases that resume from their checkpoints:
+# 3. the V2A-S denoiser and the sync encoder trained together, in three phases that resume from their checkpoints:
 #    a. configs/v2a_demo.yaml: from scratch, the sync encoder's auxiliary head predicting the sound's onset strength
 #       and loudness (4600 steps: the onsets)
-#    b. configs/v2a_demo_tune.yaml: from a's weights, the head also predicting the log-mel bands (the notes)
+#    b. configs/v2a_demo_tune.yaml: from a's weights, the head also predicting the log-mel bands (4000 steps: the
+#       sync features learn the notes)
+#    c. configs/v2a_demo_bands.yaml: from b's weights, the model's own sync envelope head, whose predicted bands
+#       condition the audio tokens of their frequency row (2400 steps: the denoiser plays the predicted note)
 if [ ! -f "$ROOT/v2a/final/v2a_components.json" ]; then  # (a finished run would only load its clips again)
   "$LV" train-v2a configs/v2a_demo.yaml encoders.audio_vae="$AUDIO_VAE" --no-progress
 fi
-"$LV" train-v2a configs/v2a_demo_tune.yaml encoders.audio_vae="$AUDIO_VAE" "${V2A_ARGS[@]}" --no-progress
+if [ ! -f "$ROOT/v2a_tune/final/v2a_components.json" ]; then
+  "$LV" train-v2a configs/v2a_demo_tune.yaml encoders.audio_vae="$AUDIO_VAE" --no-progress
+fi
+"$LV" train-v2a configs/v2a_demo_bands.yaml encoders.audio_vae="$AUDIO_VAE" "${V2A_ARGS[@]}" --no-progress
 
 # 4. the pipeline folder: the trained parts, the frozen encoders the features were made with, Griffin-Lim
 PIPE=$V2A_RUN/pipeline
 if [ ! -f "$PIPE/model_index.json" ] || [ "$V2A_RUN/final/v2a_components.json" -nt "$PIPE/model_index.json" ]; then
-  "$PY" -m lumina_video.training.v2a_export configs/v2a_demo_tune.yaml "$PIPE" encoders.audio_vae="$AUDIO_VAE" \
+  "$PY" -m lumina_video.training.v2a_export configs/v2a_demo_bands.yaml "$PIPE" encoders.audio_vae="$AUDIO_VAE" \
       "${V2A_ARGS[@]}"
 fi
 

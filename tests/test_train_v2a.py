@@ -205,3 +205,26 @@ def test_a_fine_tuning_stage_starts_from_the_last_runs_weights_and_predicts_the_
         v2a_cfg(clips_and_vae, tmp_path / "x", init_transformer=tmp_path)
     with pytest.raises(ConfigError, match="does not fit the model"):
         train_v2a(v2a_cfg(clips_and_vae, tmp_path / "p3", **{**over, "arch.preset": "V2A-S"}), progress=False)
+
+
+def test_the_models_own_sync_envelope_head_is_trained_by_the_target_and_exported(clips_and_vae, tmp_path):
+    from lumina_video.configs import ConfigError
+    from lumina_video.training.v2a_trainer import build_v2a
+
+    train_v2a(v2a_cfg(clips_and_vae, tmp_path / "p1", steps=2, checkpoint_every=2), progress=False)
+    final = tmp_path / "p1" / "final"
+    over = {"steps": 4, "checkpoint_every": 4, "sync_target_weight": 1.0, "sync_target": "envelope+mel",
+            "init_transformer": final / "transformer", "encoders.sync": final / "sync_encoder",
+            "arch.sync_envelope_bands": 64}
+    fam = train_v2a(v2a_cfg(clips_and_vae, tmp_path / "b", **over), progress=False)["family"]
+    assert fam.sync_head is None and fam.model.sync_envelope.out_features == 2 + 64  # the model's head, no other
+    logged = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert all(r["loss/envelope"] > 0 for r in logged)
+    exported = V2ANextDiT.from_pretrained(tmp_path / "b" / "final" / "transformer")
+    assert exported.cfg.sync_envelope_bands == 64
+    start = build_v2a(fam.cfg, fam.enc)  # the head's seeded initialisation (the start folder has no head)
+    assert not torch.equal(exported.sync_envelope.weight, start.sync_envelope.weight)  # trained by the target
+    with pytest.raises(ConfigError, match="'arch.sync_envelope_bands' needs the head's target"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", **{**over, "sync_target": "envelope"})
+    with pytest.raises(ConfigError, match="must be 0 or the 64 mel bands"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", **{**over, "arch.sync_envelope_bands": 32})

@@ -20,10 +20,15 @@ The auxiliary target (`sync_target_weight` > 0, a trained sync encoder only) giv
 signal of *when* the sound changes, read from the soundtrack alone (self-supervised, like an audio-visual sync
 pretraining): without it the encoder learns only through the denoiser, which first learns to ignore it (the
 demo recipe's pilot: no onsets at all after 1800 steps). `envelope+mel` also asks it for the sound's spectrum,
-which the colour of the object sets (its note). The head (one linear layer) is not exported.
+which the colour of the object sets (its note). The head (one linear layer) is not exported, unless
+`arch.sync_envelope_bands` (B = the 64 mel bands, with `sync_target: envelope+mel`) makes it part of the V2A
+model: then the model's own `sync_envelope` head is the one trained by this target (`return_envelope=True`),
+and the denoiser reads its prediction per token row (model/v2a.py, 1b), so it is exported with the model.
 
 `init_transformer` starts the V2A model from a V2ANextDiT folder (a previous run's RUN/final/transformer; the
 preset must match), `encoders.sync` the sync encoder from a SmallSyncEncoder folder: a fine-tuning stage.
+A start without the sync envelope head may be loaded into a model with one: the head and its (zero-initialised)
+token embedder are the only weights it lacks, so the model starts as the same function.
 
 AdamW over the V2A model and (when trained) the sync encoder, gradient clipping, and an EMA of both with the
 warm-up decay min(ema_decay, (1 + step) / (10 + step)). RUN/final holds the EMA weights: `transformer/` (a
@@ -50,6 +55,7 @@ import torch
 from torch import nn
 
 from .. import files
+from ..audio.mel import MelConfig
 from ..audio.vae import AudioVAE
 from ..configs import ConfigError, at_least_one, load_yaml
 from ..encoders.sync import SmallSyncConfig, SmallSyncEncoder
@@ -66,6 +72,8 @@ from .v2a_data import Encoders, V2AClips, V2ADataConfig, check_v2a_data, collate
 COMPONENTS_NAME = "v2a_components.json"
 DROPS = ("visual", "text", "sync")
 SYNC_TARGETS = {"envelope": 2, "envelope+mel": 0}  # channels of the head's target (0: all of them)
+MEL_BANDS = MelConfig().n_mels  # log-mel bands of the envelope target (v2a_data.audio_envelope)
+ENVELOPE_KEYS = ("sync_envelope.", "envelope_embedder.")  # the model's sync envelope head (model/v2a.py, 1b)
 
 
 @dataclass
@@ -87,6 +95,7 @@ class V2AArchConfig:
     sync_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
     sync_width: int = 128
     sync_dim: int = 128
+    sync_envelope_bands: int = 0      # > 0: the model's own sync envelope head (module docstring); 64 mel bands
 
 
 @dataclass
@@ -156,6 +165,13 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
         raise ConfigError(f"config key 'init_transformer': {cfg.init_transformer!r} is not a V2ANextDiT folder")
     if cfg.sync_target_weight > 0 and not cfg.encoders.train_sync:
         raise ConfigError("config key 'sync_target_weight' needs a trained sync encoder (encoders.train_sync: true)")
+    bands = cfg.arch.sync_envelope_bands
+    if bands and (cfg.sync_target_weight <= 0 or cfg.sync_target != "envelope+mel"):
+        raise ConfigError("config key 'arch.sync_envelope_bands' needs the head's target: sync_target_weight > 0 "
+                          "and sync_target: envelope+mel")
+    if bands and bands != MEL_BANDS:
+        raise ConfigError(f"config key 'arch.sync_envelope_bands' must be 0 or the {MEL_BANDS} mel bands of the "
+                          f"envelope target, got {bands}")
     for name in DROPS:
         p = getattr(cfg, f"drop_{name}")
         if not 0 <= p <= 1:
@@ -193,7 +209,8 @@ def build_v2a(cfg: V2ATrainConfig, enc: Encoders):
         model = build_v2a_model(cfg.arch.preset, in_channels=enc.vae.latent_channels,
                                 latent_rate=enc.vae.latent_rate, patch_time=cfg.arch.patch_time,
                                 patch_freq=cfg.arch.patch_freq, visual_feat_dim=enc.clip.dim,
-                                text_feat_dim=enc.text.dim, sync_feat_dim=enc.sync.dim)
+                                text_feat_dim=enc.text.dim, sync_feat_dim=enc.sync.dim,
+                                sync_envelope_bands=cfg.arch.sync_envelope_bands)
     return model
 
 
@@ -203,10 +220,12 @@ def load_init_transformer(model, cfg: V2ATrainConfig) -> None:
 
     start = V2ANextDiT.from_pretrained(cfg.init_transformer).state_dict()
     try:
-        model.load_state_dict(start)
+        missing, unexpected = model.load_state_dict(start, strict=False)
     except RuntimeError:
+        missing, unexpected = ["(mis-shaped)"], []
+    if unexpected or any(not k.startswith(ENVELOPE_KEYS) for k in missing):
         raise ConfigError(f"config key 'init_transformer': {cfg.init_transformer} does not fit the model of "
-                          f"arch.preset {cfg.arch.preset!r} and these encoders") from None
+                          f"arch.preset {cfg.arch.preset!r} and these encoders")
 
 
 class V2AFamily:
@@ -225,8 +244,9 @@ class V2AFamily:
         self.model = build_v2a(cfg, enc).train()
         if cfg.init_transformer:
             load_init_transformer(self.model, cfg)  # a resumed run's checkpoint then replaces these weights
-        self.sync_head = None
-        if cfg.sync_target_weight > 0:
+        self.sync_head = None  # the trainer's own head; the model's sync_envelope when it has one
+        self.model_head = bool(cfg.arch.sync_envelope_bands)
+        if cfg.sync_target_weight > 0 and not self.model_head:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed + 1)
                 channels = SYNC_TARGETS[cfg.sync_target] or clips.clips[0].envelope.shape[-1]
@@ -302,12 +322,16 @@ class V2AFamily:
         t, x0 = t.to(self.device), x0.to(self.device)
         x1 = batch["latent"]
         cond = self.conditions(batch)
-        pred = self.model(interpolate(x0, x1, t), t, **cond, **drops)
+        if self.model_head:
+            pred, envelope = self.model(interpolate(x0, x1, t), t, **cond, **drops, return_envelope=True)
+        else:
+            pred = self.model(interpolate(x0, x1, t), t, **cond, **drops)
+            envelope = self.sync_head(cond["sync"]) if self.sync_head is not None else None
         losses = item_loss(pred, target_velocity(x0, x1), self.cfg.vd_weight)  # (b,)
         sums = [losses]
-        if self.sync_head is not None:
+        if envelope is not None:
             mask = batch["sync_mask"].float()  # (b, N): frames of the clip, not padding
-            err = (self.sync_head(cond["sync"]) - batch["envelope"][..., :self.sync_head.out_features]).pow(2)
+            err = (envelope - batch["envelope"][..., :envelope.shape[-1]]).pow(2)
             err = err[..., :2].mean(-1) + (err[..., 2:].mean(-1) if err.shape[-1] > 2 else 0)  # (b, N)
             aux = (err * mask).sum(1) / mask.sum(1).clamp(min=1)
             losses = losses + self.cfg.sync_target_weight * aux
