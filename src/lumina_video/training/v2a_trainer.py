@@ -48,134 +48,32 @@ parameter name), written by the main process, so they resume in any number of pr
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .. import files
-from ..audio.mel import MelConfig
 from ..audio.vae import AudioVAE
-from ..configs import ConfigError, at_least_one, load_yaml
+from ..configs import ConfigError
 from ..encoders.sync import SmallSyncConfig, SmallSyncEncoder
 from ..flow import interpolate, item_loss, sample_t, target_velocity, time_shift
-from ..model.v2a_presets import V2A_PRESETS, build_v2a_model
+from ..model.v2a_presets import build_v2a_model
 from . import distributed
 from .command import add_training_arguments, run_training_command
 from .data import item_generator
 from .distributed import DistEnv
 from .ema import EMA
 from .loop import Stage, TrainState, apply_hyperparameters, run_one_process
-from .v2a_data import Encoders, V2AClips, V2ADataConfig, check_v2a_data, collate
-
-COMPONENTS_NAME = "v2a_components.json"
-DROPS = ("visual", "text", "sync")
-SYNC_TARGETS = {"envelope": 2, "envelope+mel": 0}  # channels of the head's target (0: all of them)
-MEL_BANDS = MelConfig().n_mels  # log-mel bands of the envelope target (v2a_data.audio_envelope)
-ENVELOPE_KEYS = ("sync_envelope.", "envelope_embedder.")  # the model's sync envelope head (model/v2a.py, 1b)
-
-
-@dataclass
-class V2AEncodersConfig:
-    audio_vae: str = ""               # an AudioVAE folder (`train-audio-vae`'s RUN/final)
-    clip: str = "tiny-random"         # a CLIP folder, or "tiny-random" (random tiny CLIP, tests)
-    text: str = ""                    # a text encoder folder; "" = the bundled MiniLM
-    sync: str = ""                    # a SmallSyncEncoder folder to start from; "" = new (arch.sync_*)
-    train_sync: bool = True
-
-
-@dataclass
-class V2AArchConfig:
-    """What the trained weights' shapes depend on (resuming with other values is refused)."""
-    preset: str = "V2A-Tiny"
-    patch_time: int = 1
-    patch_freq: int = 2
-    sync_size: int = 64
-    sync_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
-    sync_width: int = 128
-    sync_dim: int = 128
-    sync_envelope_bands: int = 0      # > 0: the model's own sync envelope head (module docstring); 64 mel bands
-
-
-@dataclass
-class V2ADistributedConfig:
-    fsdp: str = "auto"                # "auto": shard when there are several processes | "always" | "never"
-
-
-@dataclass
-class V2ATrainConfig:
-    run_dir: str = "runs/v2a"
-    seed: int = 0
-    data: V2ADataConfig = field(default_factory=V2ADataConfig)
-    encoders: V2AEncodersConfig = field(default_factory=V2AEncodersConfig)
-    arch: V2AArchConfig = field(default_factory=V2AArchConfig)
-    distributed: V2ADistributedConfig = field(default_factory=V2ADistributedConfig)
-    batch_size: int = 8
-    steps: int = 2000
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    t_sampling: str = "logit_normal"  # or "uniform"
-    t_mean: float = 0.0
-    t_std: float = 1.0
-    shift: float = 1.0
-    vd_weight: float = 0.0
-    drop_visual: float = 0.1
-    drop_text: float = 0.1
-    drop_sync: float = 0.1
-    sync_target_weight: float = 0.0   # the auxiliary envelope loss of the sync encoder (module docstring)
-    sync_target: str = "envelope"     # or "envelope+mel"
-    init_transformer: str = ""        # a V2ANextDiT folder to start from (module docstring)
-    checkpoint_every: int = 250
-    keep_last: int = 2
-    log_every: int = 25
-
-
-def load_v2a_config(path=None, overrides=()) -> V2ATrainConfig:
-    cfg = load_yaml(V2ATrainConfig, path, overrides)
-    check_v2a_config(cfg)
-    return cfg
-
-
-def check_v2a_config(cfg: V2ATrainConfig) -> None:
-    """Read-only checks; ConfigError names the key."""
-    check_v2a_data(cfg.data)
-    at_least_one(cfg, ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every"))
-    if not cfg.encoders.audio_vae or not Path(cfg.encoders.audio_vae).is_dir():
-        raise ConfigError(f"config key 'encoders.audio_vae': {cfg.encoders.audio_vae!r} is not a folder "
-                          "(train one with `lumina-video train-audio-vae`)")
-    if cfg.arch.preset not in V2A_PRESETS:
-        raise ConfigError(f"config key 'arch.preset': {cfg.arch.preset!r}; accepted: {', '.join(V2A_PRESETS)}")
-    if cfg.t_sampling not in ("uniform", "logit_normal"):
-        raise ConfigError(f"config key 't_sampling' must be 'uniform' or 'logit_normal', got {cfg.t_sampling!r}")
-    if cfg.distributed.fsdp not in ("auto", "always", "never"):
-        raise ConfigError("config key 'distributed.fsdp' must be 'auto', 'always' or 'never', "
-                          f"got {cfg.distributed.fsdp!r}")
-    if not cfg.lr > 0:
-        raise ConfigError(f"config key 'lr' must be > 0, got {cfg.lr}")
-    if cfg.shift <= 0:
-        raise ConfigError(f"config key 'shift' must be > 0, got {cfg.shift}")
-    if not cfg.sync_target_weight >= 0:
-        raise ConfigError(f"config key 'sync_target_weight' must be >= 0, got {cfg.sync_target_weight}")
-    if cfg.sync_target not in SYNC_TARGETS:
-        raise ConfigError(f"config key 'sync_target': {cfg.sync_target!r}; accepted: {', '.join(SYNC_TARGETS)}")
-    if cfg.init_transformer and not (Path(cfg.init_transformer) / "config.json").is_file():
-        raise ConfigError(f"config key 'init_transformer': {cfg.init_transformer!r} is not a V2ANextDiT folder")
-    if cfg.sync_target_weight > 0 and not cfg.encoders.train_sync:
-        raise ConfigError("config key 'sync_target_weight' needs a trained sync encoder (encoders.train_sync: true)")
-    bands = cfg.arch.sync_envelope_bands
-    if bands and (cfg.sync_target_weight <= 0 or cfg.sync_target != "envelope+mel"):
-        raise ConfigError("config key 'arch.sync_envelope_bands' needs the head's target: sync_target_weight > 0 "
-                          "and sync_target: envelope+mel")
-    if bands and bands != MEL_BANDS:
-        raise ConfigError(f"config key 'arch.sync_envelope_bands' must be 0 or the {MEL_BANDS} mel bands of the "
-                          f"envelope target, got {bands}")
-    for name in DROPS:
-        p = getattr(cfg, f"drop_{name}")
-        if not 0 <= p <= 1:
-            raise ConfigError(f"config key 'drop_{name}' must be a probability in [0, 1], got {p}")
+from .v2a_config import (
+    COMPONENTS_NAME,
+    DROPS,
+    ENVELOPE_KEYS,
+    SYNC_TARGETS,
+    V2ATrainConfig,
+    load_v2a_config,
+)
+from .v2a_data import Encoders, V2AClips, collate
 
 
 def build_encoders(cfg: V2ATrainConfig) -> Encoders:
