@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..audio.mel import MelConfig
-from ..configs import ConfigError, at_least_one, load_yaml
+from ..configs import ConfigError, at_least_one, load_yaml, one_of
 from ..model.v2a_presets import V2A_PRESETS
 from .v2a_data import V2ADataConfig, check_v2a_data
 
@@ -87,21 +87,16 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
     if not cfg.encoders.audio_vae or not Path(cfg.encoders.audio_vae).is_dir():
         raise ConfigError(f"config key 'encoders.audio_vae': {cfg.encoders.audio_vae!r} is not a folder "
                           "(train one with `lumina-video train-audio-vae`)")
-    if cfg.arch.preset not in V2A_PRESETS:
-        raise ConfigError(f"config key 'arch.preset': {cfg.arch.preset!r}; accepted: {', '.join(V2A_PRESETS)}")
-    if cfg.t_sampling not in ("uniform", "logit_normal"):
-        raise ConfigError(f"config key 't_sampling' must be 'uniform' or 'logit_normal', got {cfg.t_sampling!r}")
-    if cfg.distributed.fsdp not in ("auto", "always", "never"):
-        raise ConfigError("config key 'distributed.fsdp' must be 'auto', 'always' or 'never', "
-                          f"got {cfg.distributed.fsdp!r}")
+    one_of(cfg.arch.preset, tuple(V2A_PRESETS), "arch.preset")
+    one_of(cfg.t_sampling, ("uniform", "logit_normal"), "t_sampling")
+    one_of(cfg.distributed.fsdp, ("auto", "always", "never"), "distributed.fsdp")
     if not cfg.lr > 0:
         raise ConfigError(f"config key 'lr' must be > 0, got {cfg.lr}")
     if cfg.shift <= 0:
         raise ConfigError(f"config key 'shift' must be > 0, got {cfg.shift}")
     if not cfg.sync_target_weight >= 0:
         raise ConfigError(f"config key 'sync_target_weight' must be >= 0, got {cfg.sync_target_weight}")
-    if cfg.sync_target not in SYNC_TARGETS:
-        raise ConfigError(f"config key 'sync_target': {cfg.sync_target!r}; accepted: {', '.join(SYNC_TARGETS)}")
+    one_of(cfg.sync_target, tuple(SYNC_TARGETS), "sync_target")
     if cfg.init_transformer and not (Path(cfg.init_transformer) / "config.json").is_file():
         raise ConfigError(f"config key 'init_transformer': {cfg.init_transformer!r} is not a V2ANextDiT folder")
     if cfg.sync_target_weight > 0 and not cfg.encoders.train_sync:

@@ -117,11 +117,12 @@ def load_init_transformer(model, cfg: V2ATrainConfig) -> None:
     from ..model.v2a import V2ANextDiT
 
     start = V2ANextDiT.from_pretrained(cfg.init_transformer).state_dict()
-    try:
+    try:  # strict=False still refuses mis-shaped weights; only the sync envelope head may be missing
         missing, unexpected = model.load_state_dict(start, strict=False)
+        fits = not unexpected and all(k.startswith(ENVELOPE_KEYS) for k in missing)
     except RuntimeError:
-        missing, unexpected = ["(mis-shaped)"], []
-    if unexpected or any(not k.startswith(ENVELOPE_KEYS) for k in missing):
+        fits = False
+    if not fits:
         raise ConfigError(f"config key 'init_transformer': {cfg.init_transformer} does not fit the model of "
                           f"arch.preset {cfg.arch.preset!r} and these encoders")
 
