@@ -256,8 +256,9 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
         text = _substitute(text.to(device, dtype), self.empty_text, drop_text)
         if return_envelope and not cfg.sync_envelope_bands:
             raise ValueError("return_envelope needs a model with the sync envelope head (sync_envelope_bands > 0)")
-        envelope = self.sync_envelope(sync.to(device, dtype)) if return_envelope else None  # (B, Ns, 2 + B)
-        sync = _substitute(sync.to(device, dtype), self.empty_sync, drop_sync)
+        sync = sync.to(device, dtype)
+        envelope = self.sync_envelope(sync) if return_envelope else None  # (B, Ns, 2 + B), before any drop
+        sync = _substitute(sync, self.empty_sync, drop_sync)
 
         h = self.x_embedder(patchify(x.to(dtype)[..., None], pt, (pf, 1)))  # (B, N, dim), N = n_cols n_rows
         if cfg.sync_envelope_bands:
