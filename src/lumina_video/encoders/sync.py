@@ -21,6 +21,13 @@ the span of frames it describes.
     h        [a_k, m_k] over k -> L temporal Conv1d (kernel K, zero padding (K - 1) / 2, SiLU between)
              -> features (N, dim) at times k / rate
 
+    t_k      (timbre_dim > 0) CNN_t(j(x_k)) -> one temporal Conv1d (kernel K) -> timbre_dim channels,
+             appended: features (N, dim + timbre_dim). j is a colour jitter drawn per clip while training
+             (a random permutation of the R, G, B planes and a random sign per plane, i.e. inverting it;
+             with grey frames the sign only) and the identity in eval mode: the branch never sees one colour
+             keep its meaning, so what it learns to say (the harmonic amplitudes, model/v2a_harmonics.py) must
+             come from the shape, and it holds for (colour, shape) pairs never seen together.
+
 Receptive field: feature k sees frames k - L (K - 1) / 2 - 1 .. k + L (K - 1) / 2 (the extra frame back is
 the difference's predecessor). The defaults (rate 25, K = 5, L = 2) see 10 frames, 0.2 s back and 0.16 s
 ahead; `receptive_field()` gives the numbers. No no_grad anywhere: gradients reach every weight.
@@ -44,7 +51,7 @@ alternative), and whether Lumina-V2A feeds Synchformer exactly as MMAudio does. 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -87,12 +94,14 @@ class SmallSyncConfig:
     dim: int = 128
     kernel: int = 5
     temporal_layers: int = 2
+    timbre_dim: int = 0
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
         _checks.positive_number(self.rate, "rate")
         for key in ("size", "width", "dim", "kernel", "temporal_layers"):
             _checks.positive_int(getattr(self, key), key)
+        _checks.non_negative_int(self.timbre_dim, "timbre_dim")
         if not isinstance(self.grey, bool):
             raise ValueError(f"grey must be true or false, got {self.grey!r}")
         if not self.channels or not all(_checks.is_int(c) and c >= 1 for c in self.channels):
@@ -140,10 +149,15 @@ class SmallSyncEncoder(nn.Module):
             temporal.append(nn.Conv1d(c, config.dim, config.kernel, padding=config.kernel // 2))
             c = config.dim
         self.temporal = nn.Sequential(*temporal)
+        if config.timbre_dim:
+            self.timbre_cnn = _frame_cnn(c_in, config.channels, config.size, config.width)
+            self.timbre_temporal = nn.Conv1d(config.width, config.timbre_dim, config.kernel,
+                                             padding=config.kernel // 2)
 
     @property
     def dim(self) -> int:
-        return self.config.dim
+        """Width of a feature: dim, plus timbre_dim timbre channels last."""
+        return self.config.dim + self.config.timbre_dim
 
     @property
     def rate(self) -> float:
@@ -184,7 +198,12 @@ class SmallSyncEncoder(nn.Module):
         a = self.frame_cnn(x.flatten(0, 1)).view(b, n, -1)  # (B, N, width)
         m = self.diff_cnn(d.flatten(0, 1)).view(b, n, -1)
         h = torch.cat([a, m], dim=-1).transpose(1, 2)  # (B, 2 width, N)
-        return self.temporal(h).transpose(1, 2)  # (B, N, dim)
+        out = self.temporal(h).transpose(1, 2)  # (B, N, dim)
+        if not self.config.timbre_dim:
+            return out
+        xj = colour_jitter(x) if self.training else x
+        tb = self.timbre_cnn(xj.flatten(0, 1)).view(b, n, -1).transpose(1, 2)  # (B, width, N)
+        return torch.cat([out, self.timbre_temporal(tb).transpose(1, 2)], dim=-1)  # (B, N, dim + timbre_dim)
 
     def encode(self, frames, times, duration: float | None = None,
                max_seconds: float | None = None) -> tuple[torch.Tensor, np.ndarray]:
@@ -204,6 +223,18 @@ class SmallSyncEncoder(nn.Module):
         with torch.random.fork_rng(devices=[]):  # seeded without moving the caller's generator
             torch.manual_seed(_checks.non_negative_int(seed, "seed"))
             return cls(config)
+
+    def with_timbre_branch(self, timbre_dim: int, seed: int | None = None) -> SmallSyncEncoder:
+        """A copy of this encoder (no timbre branch) with a new, randomly initialised one of `timbre_dim`
+        channels: its first `dim` feature channels are this encoder's features (a fine-tuning start)."""
+        if self.config.timbre_dim:
+            raise ValueError(f"this sync encoder already has a timbre branch ({self.config.timbre_dim} channels)")
+        new = SmallSyncEncoder.from_config(replace(self.config, timbre_dim=_checks.positive_int(timbre_dim,
+                                                                                                "timbre_dim")),
+                                           seed=seed)
+        missing, unexpected = new.load_state_dict(self.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("timbre_") for k in missing), (missing, unexpected)
+        return new.to(next(self.parameters()).device)
 
     def save_pretrained(self, folder) -> None:
         """config.json + model.safetensors (fp32 unless the weights are cast), whole or not at all."""
@@ -238,6 +269,16 @@ class SmallSyncEncoder(nn.Module):
         except RuntimeError as e:
             raise ValueError(f"{folder / WEIGHTS_NAME} does not fit its config.json: {short_reason(e)}") from None
         return model.to(device=device, dtype=dtype or torch.float32)
+
+
+def colour_jitter(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """x (B, N, C, S, S) in [-1, 1] -> each item's colour planes permuted (C = 3) and each plane's sign flipped
+    with probability 1/2, one draw per item for all its frames (module docstring, t_k)."""
+    b, c = x.shape[0], x.shape[2]
+    order = torch.stack([torch.randperm(c, generator=generator) for _ in range(b)]).to(x.device)  # (B, C)
+    sign = torch.where(torch.rand(b, c, generator=generator) < 0.5, -1.0, 1.0).to(x.device, x.dtype)
+    planes = torch.gather(x, 2, order[:, None, :, None, None].expand_as(x))
+    return planes * sign[:, None, :, None, None]
 
 
 def segments_to_timeline(tokens: torch.Tensor, fps: float, step: int, frames_per_token: int,

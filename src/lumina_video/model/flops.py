@@ -62,8 +62,12 @@ def v2a_flops_per_item(config, latent_frames: int, mel_rows: int, visual_tokens:
         once       4 N dim pt pf C + 2 N D' dim            [patch embedder, final linear, final adaLN]
                    + 2 Fv Dv dim + 2 L Dt dim              [visual and text projections]
                    + 2 K Ds D'                             [sync embedder per column]
-                   + 2 K Ds (2 + B) + 2 N (2 + B / M') dim   [sync envelope head and its token embedder,
-                                                            when sync_envelope_bands B > 0; M' token rows]
+                   + 2 K Ds (2 + B) + 2 N E dim            [sync envelope head and its token embedder,
+                                                            when sync_envelope_bands B > 0; M' token rows,
+                                                            E = envelope_token_width = 2 (+1) + B / M']
+                   + 2 K Ds (G + 1) + 2 K Dt' (H - 1)      [harmonic head, sync_harmonics H > 0: f0 and voicing
+                   + 2 K H B G                              logits, amplitudes from Dt' timbre channels, the
+                                                            render (G = 74 f0 bins)]
     Not counted: the time and pooled embedders (per item), norms, RoPE, softmax, the sync interpolation.
     `config`: a V2AConfig or `model.config`."""
     from .v2a_config import V2AConfig
@@ -80,4 +84,10 @@ def v2a_flops_per_item(config, latent_frames: int, mel_rows: int, visual_tokens:
             + 2 * k * cfg.sync_feat_dim * dc)
     if cfg.sync_envelope_bands:
         once += 2 * k * cfg.sync_feat_dim * (2 + cfg.sync_envelope_bands) + 2 * n * cfg.envelope_token_width * dim
+    if cfg.sync_harmonics:
+        from .v2a_harmonics import F0_BINS
+
+        harmonics, bands = cfg.sync_harmonics, cfg.sync_envelope_bands
+        once += (2 * k * cfg.sync_feat_dim * (F0_BINS + 1) + 2 * k * (cfg.sync_timbre_dim or cfg.sync_feat_dim)
+                 * (harmonics - 1) + 2 * k * harmonics * bands * F0_BINS)
     return float(cfg.n_layers * block + once)

@@ -20,6 +20,12 @@ parts (`TransformerBlock`, `Attention`, `RoPE`, `TimestepEmbedder`, `caption_emb
    it, so the head stays a predictor of the sound (it generalises to unseen (colour, shape) pairs where the
    denoiser, fed the sync features alone, learnt each pair's note) and the band conditioning is aligned
    with the latent's frequency rows.
+1c. Harmonic sync head (config `sync_harmonics` K > 0, with 1b; model/v2a_harmonics.py). Two more linear
+   heads: f0 logits over 74 fundamental bins and a voicing logit from the sync features, the amplitudes of
+   harmonics 2..K (sigmoid) from the sync features' last `sync_timbre_dim` channels only (the sync encoder's
+   colour-blind branch). Their rule-made log-mel map v sum_g p(g) sum_k r_k^2 T(k f_g) replaces the envelope
+   head's bands as each token row's input, with the voicing beside onset strength and loudness: a note from
+   the colour and overtones from the shape compose for pairs never heard together. Detached as in 1b.
 2. Context. Visual frame features (B, Fv, Dv) and text features (B, L, Dt) are each LayerNorm + Linear
    projected to `dim` and concatenated [visual ; text] as the keys/values of each block's gated
    cross-attention branch (the video model's caption branch: one query shared with self-attention,
@@ -63,6 +69,7 @@ from .folder import (
 from .rope import RoPE
 from .v2a_checks import check_v2a_inputs
 from .v2a_config import V2AConfig
+from .v2a_harmonics import F0_BINS, harmonic_map, render_table, split_outputs
 from .v2a_timeline import batch_times, check_sync_order, timeline_position, token_times, upsample_by_time
 
 __all__ = ["V2ANextDiT", "V2AConfig"]
@@ -129,6 +136,10 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
         if cfg.sync_envelope_bands:
             self.sync_envelope = nn.Linear(cfg.sync_feat_dim, 2 + cfg.sync_envelope_bands)  # sync -> sound
             self.envelope_embedder = nn.Linear(cfg.envelope_token_width, d)  # a token's envelope -> embedding
+        if cfg.sync_harmonics:
+            self.sync_pitch = nn.Linear(cfg.sync_feat_dim, F0_BINS + 1)  # sync -> f0 logits, voicing logit
+            self.sync_timbre = nn.Linear(cfg.sync_timbre_dim or cfg.sync_feat_dim, cfg.sync_harmonics - 1)
+        self._tables: dict = {}  # device -> the harmonic render table (v2a_harmonics.render_table), built on use
         self.layers = nn.ModuleList(
             TransformerBlock(d, cfg.n_heads, cfg.n_kv_heads, cfg.multiple_of, cfg.ffn_dim_multiplier,
                              cfg.norm_eps, cfg.qk_norm, d, dc)
@@ -209,16 +220,40 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
         c_col = c[:, None] + self.sync_embedder(s)  # (B, n_cols, D')
         return c_col.repeat_interleave(n_rows, dim=1)  # token k * n_rows + m takes column k's condition
 
+    def sync_heads(self, sync: torch.Tensor) -> torch.Tensor:
+        """The sync heads of the whole sync input (..., sync_width) -> (..., sync_head_width): the envelope
+        (onset strength, loudness, B bands), then with the harmonic head f0 logits, voicing logit and the
+        harmonic amplitudes in [0, 1] (v2a_harmonics.split_outputs names them)."""
+        cfg = self.cfg
+        main = sync[..., :cfg.sync_feat_dim]
+        out = [self.sync_envelope(main)]
+        if cfg.sync_harmonics:
+            timbre = sync[..., cfg.sync_feat_dim:] if cfg.sync_timbre_dim else main
+            out += [self.sync_pitch(main), torch.sigmoid(self.sync_timbre(timbre))]
+        return torch.cat(out, dim=-1)
+
+    def harmonic_table(self) -> torch.Tensor:
+        """(K, 64, F0_BINS) render table of the harmonic head on the model's device, built once per device."""
+        if self.device not in self._tables:
+            self._tables[self.device] = render_table(self.cfg.sync_harmonics).to(self.device)
+        return self._tables[self.device]
+
     def envelope_tokens(self, sync, sync_times, sync_mask, n_cols: int, n_rows: int) -> torch.Tensor:
-        """E_e of each token's sync envelope (module docstring, 1b) (B, n_cols * n_rows, dim), time-major."""
+        """E_e of each token's sync envelope (module docstring, 1b, 1c) (B, n_cols * n_rows, dim), time-major."""
         cfg = self.cfg
         if n_rows != cfg.envelope_rows:
             raise ValueError(f"the sync envelope head splits its {cfg.sync_envelope_bands} bands over "
                              f"{cfg.envelope_rows} token rows; this latent has {n_rows} (mel rows / patch_freq)")
         tau = token_times(n_cols, cfg.patch_time, cfg.latent_rate, self.device)
-        e = self.sync_envelope(upsample_by_time(sync, sync_times, sync_mask, tau)).detach()  # (B, n_cols, 2 + B)
-        bands = e[..., 2:].unflatten(-1, (n_rows, -1))  # (B, n_cols, n_rows, B / n_rows), lowest row first
-        whole = e[..., None, :2].expand(-1, -1, n_rows, -1)  # onset strength and loudness, every row
+        e = self.sync_heads(upsample_by_time(sync, sync_times, sync_mask, tau)).detach()  # (B, n_cols, head width)
+        parts = split_outputs(e, cfg.sync_envelope_bands, cfg.sync_harmonics)
+        whole, bands = parts["envelope"][..., :2], parts["envelope"][..., 2:]  # onset strength, loudness; bands
+        if cfg.sync_harmonics:
+            bands = harmonic_map(parts["f0_logits"], parts["voicing_logit"], parts["ratios"],
+                                 self.harmonic_table()).to(e.dtype)
+            whole = torch.cat([whole, torch.sigmoid(parts["voicing_logit"])[..., None]], dim=-1)
+        bands = bands.unflatten(-1, (n_rows, -1))  # (B, n_cols, n_rows, B / n_rows), lowest row first
+        whole = whole[..., None, :].expand(-1, -1, n_rows, -1)  # the same for every row
         return self.envelope_embedder(torch.cat([whole, bands], dim=-1).flatten(1, 2))
 
     def denoise_tokens(self, h, freqs, ctx, ctx_mask, ctx_freqs, c) -> torch.Tensor:
@@ -237,8 +272,8 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
         visual_times (Fv,) or (B, Fv) seconds, visual_mask (B, Fv) (None: all real); text (B, L, Dt),
         text_mask (B, L); sync (B, Ns, Ds) at sync_times (Ns,) or (B, Ns), sync_mask (B, Ns); drop_* (B,)
         bool: True = that condition is absent (its learned empty embedding is used). `return_envelope`
-        (a model with the sync envelope head): (velocity, the head's envelope of the given sync features
-        (B, Ns, 2 + B), before any drop), for its training target."""
+        (a model with the sync envelope head): (velocity, the sync heads' outputs of the given sync features
+        (B, Ns, sync_head_width), before any drop: `sync_heads`), for their training targets."""
         cfg, dtype, device = self.cfg, self.dtype, self.device
         check_v2a_inputs(cfg, x, t, visual, visual_mask, text, text_mask, sync, sync_mask,
                          dict(drop_visual=drop_visual, drop_text=drop_text, drop_sync=drop_sync))
@@ -257,12 +292,14 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
         if return_envelope and not cfg.sync_envelope_bands:
             raise ValueError("return_envelope needs a model with the sync envelope head (sync_envelope_bands > 0)")
         sync = sync.to(device, dtype)
-        envelope = self.sync_envelope(sync) if return_envelope else None  # (B, Ns, 2 + B), before any drop
-        sync = _substitute(sync, self.empty_sync, drop_sync)
+        envelope = self.sync_heads(sync) if return_envelope else None  # (B, Ns, head width), before any drop
+        timbre = sync[..., cfg.sync_feat_dim:]  # (B, Ns, sync_timbre_dim); zero for a dropped item
+        sync = _substitute(sync[..., :cfg.sync_feat_dim], self.empty_sync, drop_sync)
+        sync_all = torch.cat([sync, _substitute(timbre, timbre.new_zeros(timbre.shape[-1]), drop_sync)], dim=-1)
 
         h = self.x_embedder(patchify(x.to(dtype)[..., None], pt, (pf, 1)))  # (B, N, dim), N = n_cols n_rows
         if cfg.sync_envelope_bands:
-            h = h + self.envelope_tokens(sync, s_times, s_mask, n_cols, n_rows)
+            h = h + self.envelope_tokens(sync_all, s_times, s_mask, n_cols, n_rows)
         freqs = self.audio_freqs(n_cols, n_rows)[None].expand(b, -1, -1)
         ctx = torch.cat([self.visual_proj(visual), self.text_proj(text)], dim=1)  # (B, Fv + L, dim)
         ctx_mask = torch.cat([v_mask, t_mask], dim=1)

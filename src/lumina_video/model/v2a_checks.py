@@ -41,7 +41,8 @@ def check_v2a_inputs(cfg: V2AConfig, x, t, visual, visual_mask, text, text_mask,
         raise ValueError(f"t has shape {tuple(t.shape)}; expected ({b},) for a batch of {b}")
     _check_features("visual", visual, b, cfg.visual_feat_dim, "visual_feat_dim")
     _check_features("text", text, b, cfg.text_feat_dim, "text_feat_dim")
-    _check_features("sync", sync, b, cfg.sync_feat_dim, "sync_feat_dim")
+    _check_features("sync", sync, b, cfg.sync_width,
+                    "sync_feat_dim + sync_timbre_dim" if cfg.sync_timbre_dim else "sync_feat_dim")
     _check_mask("visual_mask", visual_mask, visual)
     if text_mask is None:
         raise ValueError("text_mask is required: (B, L) with 1 for real text tokens")

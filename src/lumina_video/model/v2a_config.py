@@ -15,6 +15,7 @@ from .config import METADATA_KEYS
 
 V2A_AXES_LENS = (2048, 64)  # RoPE limits in tokens: (time, frequency); 2048 tokens = 81.9 s at (1, 2)
 LATENT_ROWS = 16  # mel rows of the audio VAE's latent (64 log-mel bands / 4), lowest frequency first
+MEL_BANDS = 64  # log-mel bands of the audio path (audio/mel.py): the harmonic map's bands
 
 
 @dataclass
@@ -39,6 +40,13 @@ class V2AConfig:
                         bands, lowest first), trained by the sync encoder's auxiliary target, whose bands are
                         added to the audio tokens of their frequency row. B must split evenly over the
                         LATENT_ROWS / patch_freq token rows. 0 (the default): no head.
+    sync_harmonics:     K > 0 (>= 2; needs sync_envelope_bands = the 64 mel bands) adds the harmonic sync head
+                        (model/v2a.py step 1c, model/v2a_harmonics.py): f0, voicing and the amplitudes of
+                        harmonics 2..K predicted from the sync features and rendered to the 64 mel bands; that
+                        map replaces the envelope head's bands as the tokens' per-row input. 0: none.
+    sync_timbre_dim:    the sync features' last `sync_timbre_dim` channels are the sync encoder's colour-blind
+                        timbre branch (encoders/sync.py): only the harmonic amplitudes read them; everything
+                        else reads the first `sync_feat_dim`. The sync input is `sync_width` wide. 0: none.
     """
 
     in_channels: int = 8
@@ -60,6 +68,8 @@ class V2AConfig:
     t_scale: float = 1000.0
     axes_lens: tuple[int, int] = V2A_AXES_LENS
     sync_envelope_bands: int = 0
+    sync_harmonics: int = 0
+    sync_timbre_dim: int = 0
 
     def __post_init__(self):
         self.axes_lens = tuple(self.axes_lens)
@@ -77,6 +87,14 @@ class V2AConfig:
                                          or self.sync_envelope_bands % (LATENT_ROWS // self.patch_freq)):
             raise ValueError(f"sync_envelope_bands {self.sync_envelope_bands} must split evenly over the "
                              f"{LATENT_ROWS} / patch_freq {self.patch_freq} token rows of the audio latent")
+        _checks.non_negative_int(self.sync_harmonics, "sync_harmonics")
+        _checks.non_negative_int(self.sync_timbre_dim, "sync_timbre_dim")
+        if self.sync_harmonics and (self.sync_harmonics < 2 or self.sync_envelope_bands != MEL_BANDS):
+            raise ValueError(f"sync_harmonics {self.sync_harmonics} needs K >= 2 and sync_envelope_bands = the "
+                             f"{MEL_BANDS} mel bands (got {self.sync_envelope_bands})")
+        if self.sync_timbre_dim and not self.sync_harmonics:
+            raise ValueError("sync_timbre_dim > 0 needs the harmonic sync head (sync_harmonics > 0): only it reads "
+                             "the timbre channels")
         if len(self.axes_lens) != 2:
             raise ValueError(f"axes_lens must be two token limits (time, frequency), got {list(self.axes_lens)}")
 
@@ -105,8 +123,25 @@ class V2AConfig:
 
     @property
     def envelope_token_width(self) -> int:
-        """Features the sync envelope gives each token: onset strength, loudness and its row's bands."""
-        return 2 + self.sync_envelope_bands // self.envelope_rows if self.sync_envelope_bands else 0
+        """Features the sync envelope gives each token: onset strength, loudness (and voicing, with the harmonic
+        head) and its row's bands (of the harmonic map, with the harmonic head)."""
+        if not self.sync_envelope_bands:
+            return 0
+        return 2 + bool(self.sync_harmonics) + self.sync_envelope_bands // self.envelope_rows
+
+    @property
+    def sync_width(self) -> int:
+        """Channels of the sync input: sync_feat_dim, then the sync_timbre_dim timbre channels."""
+        return self.sync_feat_dim + self.sync_timbre_dim
+
+    @property
+    def sync_head_width(self) -> int:
+        """Channels of `forward(..., return_envelope=True)`'s head output: 2 + B, then with the harmonic head
+        F0_BINS f0 logits, 1 voicing logit and K - 1 harmonic amplitudes (v2a_harmonics.split_outputs)."""
+        from .v2a_harmonics import F0_BINS
+
+        extra = F0_BINS + self.sync_harmonics if self.sync_harmonics else 0
+        return 2 + self.sync_envelope_bands + extra if self.sync_envelope_bands else 0
 
     def to_dict(self) -> dict:
         d = asdict(self)

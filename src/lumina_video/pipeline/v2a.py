@@ -390,7 +390,7 @@ def check_components(transformer, audio_vae, vocoder, sync_encoder, clip, text_e
              ("audio VAE latent frames/s", vae.latent_rate, f"{model} latent_rate", cfg.latent_rate),
              ("CLIP feature width", clip.dim, f"{model} visual_feat_dim", cfg.visual_feat_dim),
              ("text feature width", text_encoder.dim, f"{model} text_feat_dim", cfg.text_feat_dim),
-             ("sync feature width", sync_encoder.dim, f"{model} sync_feat_dim", cfg.sync_feat_dim),
+             ("sync feature width", sync_encoder.dim, f"{model} sync input width", cfg.sync_width),
              ("vocoder sample rate", vocoder.sample_rate, "the audio VAE's mel rate", vae.mel_config.sample_rate),
              ("vocoder mel bins", vocoder.mel_config.n_mels, "the audio VAE's mel bins", vae.mel_config.n_mels)]
     for what, got, name, want in pairs:
