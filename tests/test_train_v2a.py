@@ -228,3 +228,38 @@ def test_the_models_own_sync_envelope_head_is_trained_by_the_target_and_exported
         v2a_cfg(clips_and_vae, tmp_path / "x", **{**over, "sync_target": "envelope"})
     with pytest.raises(ConfigError, match="must be 0 or the 64 mel bands"):
         v2a_cfg(clips_and_vae, tmp_path / "x", **{**over, "arch.sync_envelope_bands": 32})
+
+
+def test_the_harmonic_head_and_timbre_branch_start_from_a_bands_run_and_train(clips_and_vae, tmp_path):
+    from lumina_video.configs import ConfigError
+    from lumina_video.model.v2a_harmonics import F0_BINS
+
+    bands = {"sync_target_weight": 1.0, "sync_target": "envelope+mel", "arch.sync_envelope_bands": 64}
+    train_v2a(v2a_cfg(clips_and_vae, tmp_path / "p1", steps=2, checkpoint_every=2, **bands), progress=False)
+    final = tmp_path / "p1" / "final"
+    over = {**bands, "steps": 2, "checkpoint_every": 2, "lr": 1e-9, "init_transformer": final / "transformer",
+            "encoders.sync": final / "sync_encoder", "arch.sync_harmonics": 7, "arch.sync_timbre_dim": 8}
+    fam = train_v2a(v2a_cfg(clips_and_vae, tmp_path / "p2", **over), progress=False)["family"]
+    start = V2ANextDiT.from_pretrained(final / "transformer")
+    w, old = fam.model.envelope_embedder.weight.detach(), start.envelope_embedder.weight  # lr 1e-9: the start
+    assert w.shape == (old.shape[0], 3 + 8) and old.shape[1] == 2 + 8
+    assert torch.allclose(w[:, :2], old[:, :2], atol=1e-6) and torch.allclose(w[:, 3:], old[:, 2:], atol=1e-6)
+    assert float(w[:, 2].abs().max()) < 1e-6  # the voicing column starts at zero
+    assert fam.enc.sync.dim == 32 + 8 and fam.model.cfg.sync_feat_dim == 32
+    item = fam.clips.window(0)
+    assert item["harmonics"].shape == (25, 3 + 6) and float(item["harmonics"][:, 0].max()) == 1.0  # it sounds
+    logged = [json.loads(line) for line in (tmp_path / "p2" / "log.jsonl").read_text().splitlines()]
+    assert all(r["loss/envelope"] > 0 for r in logged)
+    exported = V2ANextDiT.from_pretrained(tmp_path / "p2" / "final" / "transformer")
+    sync = SmallSyncEncoder.from_pretrained(tmp_path / "p2" / "final" / "sync_encoder")
+    assert exported.cfg.sync_width == sync.dim == 40 and exported.sync_pitch.out_features == F0_BINS + 1
+    with pytest.raises(ConfigError, match="'arch.sync_harmonics' must be 0 or K >= 2 with arch.sync_envelope_bands"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", **{"arch.sync_harmonics": 7})
+    with pytest.raises(ConfigError, match="'arch.sync_timbre_dim' needs arch.sync_harmonics"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", **{**bands, "arch.sync_timbre_dim": 8})
+    with pytest.raises(ConfigError, match="'arch.sync_timbre_dim' must be >= 0"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", **{**bands, "arch.sync_harmonics": 7, "arch.sync_timbre_dim": -1})
+    with pytest.raises(ConfigError, match="has a timbre branch of 8 channels, arch.sync_timbre_dim is 4"):
+        train_v2a(v2a_cfg(clips_and_vae, tmp_path / "p3", **{**over, "encoders.sync": tmp_path / "p2" / "final" /
+                                                              "sync_encoder", "arch.sync_timbre_dim": 4}),
+                  progress=False)

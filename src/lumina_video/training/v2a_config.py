@@ -14,7 +14,8 @@ COMPONENTS_NAME = "v2a_components.json"
 DROPS = ("visual", "text", "sync")
 SYNC_TARGETS = {"envelope": 2, "envelope+mel": 0}  # channels of the head's target (0: all of them)
 MEL_BANDS = MelConfig().n_mels  # log-mel bands of the envelope target (v2a_data.audio_envelope)
-ENVELOPE_KEYS = ("sync_envelope.", "envelope_embedder.")  # the model's sync envelope head (model/v2a.py, 1b)
+# the model's sync heads (model/v2a.py, 1b and 1c): a start without them may be loaded (v2a_trainer)
+ENVELOPE_KEYS = ("sync_envelope.", "envelope_embedder.", "sync_pitch.", "sync_timbre.")
 
 
 @dataclass
@@ -37,6 +38,8 @@ class V2AArchConfig:
     sync_width: int = 128
     sync_dim: int = 128
     sync_envelope_bands: int = 0      # > 0: the model's own sync envelope head (module docstring); 64 mel bands
+    sync_harmonics: int = 0           # K > 0: the harmonic sync head over harmonics 1..K (needs the bands)
+    sync_timbre_dim: int = 0          # > 0: the sync encoder's colour-blind timbre branch, read by that head
 
 
 @dataclass
@@ -108,6 +111,14 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
     if bands and bands != MEL_BANDS:
         raise ConfigError(f"config key 'arch.sync_envelope_bands' must be 0 or the {MEL_BANDS} mel bands of the "
                           f"envelope target, got {bands}")
+    if cfg.arch.sync_harmonics and (not bands or cfg.arch.sync_harmonics < 2):
+        raise ConfigError("config key 'arch.sync_harmonics' must be 0 or K >= 2 with arch.sync_envelope_bands "
+                          f"(got {cfg.arch.sync_harmonics}, bands {bands})")
+    if cfg.arch.sync_timbre_dim < 0:
+        raise ConfigError(f"config key 'arch.sync_timbre_dim' must be >= 0, got {cfg.arch.sync_timbre_dim}")
+    if cfg.arch.sync_timbre_dim and not cfg.arch.sync_harmonics:
+        raise ConfigError("config key 'arch.sync_timbre_dim' needs arch.sync_harmonics > 0 (only the harmonic head "
+                          "reads the timbre channels)")
     for name in DROPS:
         p = getattr(cfg, f"drop_{name}")
         if not 0 <= p <= 1:

@@ -85,13 +85,14 @@ class Clip:
     text: torch.Tensor           # (L, Dt)
     text_mask: torch.Tensor      # (L,) bool
     envelope: torch.Tensor | None = None  # (25 n, 2 + M) onset strength, loudness, log-mel bands; standardised
+    harmonics: torch.Tensor | None = None  # (25 n, 3 + K - 1) sounding, harmonic weight, f0 Hz, amplitudes 2..K
 
 
 class V2AClips:
     """Every usable clip of a manifest, pre-extracted (module docstring)."""
 
-    def __init__(self, cfg: V2ADataConfig, encoders: Encoders):
-        self.cfg, self.enc = cfg, encoders
+    def __init__(self, cfg: V2ADataConfig, encoders: Encoders, harmonics: int = 0):
+        self.cfg, self.enc, self.n_harmonics = cfg, encoders, harmonics
         self.skipped: Counter = Counter()
         self.mel = MelSpectrogram()
         root = Path(cfg.manifest).parent
@@ -129,11 +130,13 @@ class V2AClips:
         mel = self.mel(torch.from_numpy(wave.astype(np.float32))[None])[:, : n * 100]  # (1, 100 n, 64)
         latent = enc.vae.encode(mel)[0].float().cpu()  # (C, 25 n, M)
         envelope = audio_envelope(mel[0], latent.shape[1])  # (25 n, 2 + 64)
+        harmonics = (audio_harmonics(wave, latent.shape[1], self.n_harmonics, self.mel)
+                     if self.n_harmonics else None)  # (25 n, 3 + K - 1)
         visual, v_times = enc.clip.encode_video(frames, times, rate=rate, duration=n)  # (rate n, Dv)
         sync_in, s_times = enc.sync.prepare(frames, times, duration=n)  # (25 n, C, S, S)
         sync = sync_in.cpu() if enc.train_sync else enc.sync(sync_in[None])[0].float().cpu()
         return Clip(record, n, latent, visual.float().cpu(), torch.from_numpy(v_times < duration),
-                    sync, torch.from_numpy(s_times < duration), text, text_mask, envelope)
+                    sync, torch.from_numpy(s_times < duration), text, text_mask, envelope, harmonics)
 
     def report(self) -> str:
         kept = f"{len(getattr(self, 'clips', []))} clips"
@@ -159,7 +162,8 @@ class V2AClips:
         lat = c.latent.shape[1] // c.seconds  # latents per second (25)
         sps = v.sync.shape[0] // v.seconds   # sync frames per second (25)
         vis, syn = slice(offset * rate, (offset + w) * rate), slice(offset * sps, (offset + w) * sps)
-        return dict(latent=c.latent[:, offset * lat:(offset + w) * lat],
+        extra = {} if c.harmonics is None else {"harmonics": c.harmonics[offset * lat:(offset + w) * lat]}
+        return dict(**extra, latent=c.latent[:, offset * lat:(offset + w) * lat],
                     envelope=c.envelope[offset * lat:(offset + w) * lat], visual=v.visual[vis],
                     visual_mask=v.visual_mask[vis], visual_times=torch.arange(w * rate) / rate,
                     sync=v.sync[syn], sync_mask=v.sync_mask[syn], sync_times=torch.arange(w * sps) / sps,
@@ -176,6 +180,48 @@ def audio_envelope(mel: torch.Tensor, frames: int) -> torch.Tensor:
     flux = torch.cat([rise.new_zeros(1), rise])[: frames * hop].view(frames, hop).amax(-1)
     bands = mel[: frames * hop].reshape(frames, hop, -1).mean(1)  # (frames, M)
     return torch.cat([flux[:, None], bands.mean(-1, keepdim=True), bands], dim=-1).float().cpu()
+
+
+SOUNDING_DBFS = -50.0  # a latent frame whose RMS is above this sounds (the synthetic floor is -60 dBFS)
+HARMONIC_SHARE = 0.8   # ... and is one note when its harmonics of f0 hold at least this share of its power
+
+
+def audio_harmonics(wave: np.ndarray, frames: int, n_harmonics: int, mel: MelSpectrogram) -> torch.Tensor:
+    """The harmonic head's targets per latent frame (model/v2a_harmonics.py), from the sound alone:
+    (frames, 3 + K - 1) = (sounding 0/1, harmonic weight 0/1, f0 Hz, amplitudes of harmonics 2..K relative
+    to the fundamental, clipped to [0, 1]).
+
+    f0: the median over the frame's 4 STFT frames of librosa.yin (frame 1024, hop 160, 250-2100 Hz). The
+    power spectrum is the frame's mean |STFT|^2 (the log-mel's STFT); harmonic k's amplitude the root of the
+    power within +-3% (>= +-2 bins) of k f0, as eval-audio's harmonic profile. Sounding: RMS above
+    SOUNDING_DBFS; harmonic weight: sounding and harmonics 1..K hold at least HARMONIC_SHARE of the power from
+    200 Hz up (a two-note mixture or a noise burst does not; its f0 and amplitudes are not trained)."""
+    import librosa
+
+    from ..model.v2a_harmonics import F0_MAX, F0_MIN
+
+    cfg = mel.cfg
+    power = mel.magnitude(torch.from_numpy(wave.astype(np.float32))).double().pow(2).numpy()  # (bins, T)
+    hop = power.shape[-1] // frames
+    power = power[:, : frames * hop].reshape(power.shape[0], frames, hop).mean(-1)  # (bins, frames)
+    f0 = librosa.yin(np.asarray(wave, np.float32), fmin=F0_MIN, fmax=F0_MAX, sr=cfg.sample_rate,
+                     frame_length=cfg.n_fft, hop_length=cfg.hop_length)
+    f0 = np.pad(f0, (0, max(0, frames * hop - len(f0))), mode="edge")[: frames * hop]
+    f0 = np.median(f0.reshape(frames, hop), axis=1)  # (frames,)
+    samples = len(wave) // frames
+    rms = np.sqrt(np.mean(np.asarray(wave[: frames * samples], np.float64).reshape(frames, samples) ** 2, axis=1))
+    sounding = 20 * np.log10(np.maximum(rms, 1e-12)) > SOUNDING_DBFS
+    hz = np.arange(power.shape[0]) * cfg.sample_rate / cfg.n_fft
+    amps, min_width = np.zeros((frames, n_harmonics)), 2 * cfg.sample_rate / cfg.n_fft
+    for k in range(1, n_harmonics + 1):
+        near = np.abs(hz[None, :] - k * f0[:, None]) <= np.maximum(0.03 * k * f0, min_width)[:, None]
+        amps[:, k - 1] = (power.T * near).sum(1)
+    total = power[hz >= 200].sum(0)
+    share = amps.sum(1) / np.maximum(total, 1e-20)
+    ratios = np.clip(np.sqrt(amps[:, 1:] / np.maximum(amps[:, :1], 1e-20)), 0, 1)
+    weight = sounding & (share >= HARMONIC_SHARE)
+    out = np.concatenate([sounding[:, None], weight[:, None], f0[:, None], ratios], axis=1)
+    return torch.from_numpy(out).float()
 
 
 def standardise_envelopes(clips: list[Clip]) -> None:

@@ -15,6 +15,9 @@ three drop flags, so a resumed run draws exactly what an uninterrupted one does 
     E_envelope = mean over 2 of |head(sync) - envelope|^2   the window's own onset strength and loudness per
                  latent frame (v2a_data.audio_envelope)
     E_mel      = mean over M of |head(sync) - bands|^2      its log-mel bands (sync_target: envelope+mel only)
+    E_harmonic = w (CE(f0 logits, f0 bin) / ln G + 10 mean over K-1 of |amplitudes - truth|^2)
+                 + BCE(voicing logit, sounding)            with arch.sync_harmonics: the harmonic head's
+                 targets (v2a_data.audio_harmonics); w = 1 on one-note frames, 0 elsewhere
 
 The auxiliary target (`sync_target_weight` > 0, a trained sync encoder only) gives the sync encoder a direct
 signal of *when* the sound changes, read from the soundtrack alone (self-supervised, like an audio-visual sync
@@ -28,7 +31,11 @@ and the denoiser reads its prediction per token row (model/v2a.py, 1b), so it is
 `init_transformer` starts the V2A model from a V2ANextDiT folder (a previous run's RUN/final/transformer; the
 preset must match), `encoders.sync` the sync encoder from a SmallSyncEncoder folder: a fine-tuning stage.
 A start without the sync envelope head may be loaded into a model with one: the head and its (zero-initialised)
-token embedder are the only weights it lacks, so the model starts as the same function.
+token embedder are the only weights it lacks, so the model starts as the same function. A start with the
+envelope head but not the harmonic one (`arch.sync_harmonics`) keeps its token embedder's columns: onset
+strength and loudness as they were, the bands' for the harmonic map that replaces them (both are log energies
+per band, the map in [0, 2]), the voicing's zero; and
+`encoders.sync` without a timbre branch gets a new one (`arch.sync_timbre_dim`, encoders/sync.py).
 
 AdamW over the V2A model and (when trained) the sync encoder, gradient clipping, and an EMA of both with the
 warm-up decay min(ema_decay, (1 + step) / (10 + step)). RUN/final holds the EMA weights: `transformer/` (a
@@ -48,6 +55,7 @@ parameter name), written by the main process, so they resume in any number of pr
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -58,6 +66,7 @@ from ..audio.vae import AudioVAE
 from ..configs import ConfigError
 from ..encoders.sync import SmallSyncConfig, SmallSyncEncoder
 from ..flow import interpolate, item_loss, sample_t, target_velocity, time_shift
+from ..model.v2a_harmonics import F0_BINS, f0_bin, split_outputs
 from ..model.v2a_presets import build_v2a_model
 from . import distributed
 from .command import add_training_arguments, run_training_command
@@ -90,9 +99,14 @@ def build_encoders(cfg: V2ATrainConfig) -> Encoders:
     text = TextEncoder.from_pretrained(e.text or None)
     if e.sync:
         sync = SmallSyncEncoder.from_pretrained(e.sync)
+        if a.sync_timbre_dim and not sync.config.timbre_dim:  # a start without the timbre branch gets a new one
+            sync = sync.with_timbre_branch(a.sync_timbre_dim, seed=cfg.seed + 2)
+        if sync.config.timbre_dim != a.sync_timbre_dim:
+            raise ConfigError(f"config key 'encoders.sync': {e.sync} has a timbre branch of "
+                              f"{sync.config.timbre_dim} channels, arch.sync_timbre_dim is {a.sync_timbre_dim}")
     else:
         sync_cfg = SmallSyncConfig(size=a.sync_size, channels=tuple(a.sync_channels), width=a.sync_width,
-                                   dim=a.sync_dim)
+                                   dim=a.sync_dim, timbre_dim=a.sync_timbre_dim)
         sync = SmallSyncEncoder.from_config(sync_cfg, seed=cfg.seed)
     for m in (vae, clip, text):
         m.eval().requires_grad_(False)
@@ -107,8 +121,9 @@ def build_v2a(cfg: V2ATrainConfig, enc: Encoders):
         model = build_v2a_model(cfg.arch.preset, in_channels=enc.vae.latent_channels,
                                 latent_rate=enc.vae.latent_rate, patch_time=cfg.arch.patch_time,
                                 patch_freq=cfg.arch.patch_freq, visual_feat_dim=enc.clip.dim,
-                                text_feat_dim=enc.text.dim, sync_feat_dim=enc.sync.dim,
-                                sync_envelope_bands=cfg.arch.sync_envelope_bands)
+                                text_feat_dim=enc.text.dim, sync_feat_dim=enc.sync.dim - cfg.arch.sync_timbre_dim,
+                                sync_envelope_bands=cfg.arch.sync_envelope_bands,
+                                sync_harmonics=cfg.arch.sync_harmonics, sync_timbre_dim=cfg.arch.sync_timbre_dim)
     return model
 
 
@@ -117,14 +132,36 @@ def load_init_transformer(model, cfg: V2ATrainConfig) -> None:
     from ..model.v2a import V2ANextDiT
 
     start = V2ANextDiT.from_pretrained(cfg.init_transformer).state_dict()
-    try:  # strict=False still refuses mis-shaped weights; only the sync envelope head may be missing
+    key, old = "envelope_embedder.weight", None
+    here = model.state_dict().get(key)
+    if key in start and here is not None and start[key].shape != here.shape and start[key].shape[1] >= 2:
+        old = start.pop(key)  # a start with the envelope head but not the harmonic one: its token input differs
+    try:  # strict=False still refuses mis-shaped weights; only the sync heads may be missing
         missing, unexpected = model.load_state_dict(start, strict=False)
         fits = not unexpected and all(k.startswith(ENVELOPE_KEYS) for k in missing)
     except RuntimeError:
         fits = False
+    if fits and old is not None:
+        w = model.envelope_embedder.weight
+        with torch.no_grad():  # onset strength, loudness keep their columns, the map the bands' (voicing: 0)
+            w.zero_()[:, :2] = old[:, :2].to(w.dtype)
+            if old.shape[1] - 2 == w.shape[1] - 3:
+                w[:, 3:] = old[:, 2:].to(w.dtype)
     if not fits:
         raise ConfigError(f"config key 'init_transformer': {cfg.init_transformer} does not fit the model of "
                           f"arch.preset {cfg.arch.preset!r} and these encoders")
+
+
+def harmonic_error(heads: dict, target: torch.Tensor) -> torch.Tensor:
+    """E_harmonic per frame (b, N) of the harmonic head's outputs against v2a_data.audio_harmonics' targets
+    (b, N, 3 + K - 1) (module docstring): CE(f0) / ln G and |amplitudes - truth|^2 * 10 on one-note frames,
+    BCE(voicing, sounding) on every frame."""
+    sounding, weight, f0, ratios = target[..., 0], target[..., 1], target[..., 2], target[..., 3:]
+    ce = nn.functional.cross_entropy(heads["f0_logits"].flatten(0, 1).float(), f0_bin(f0.flatten()).to(f0.device),
+                                     reduction="none").view_as(f0)
+    bce = nn.functional.binary_cross_entropy_with_logits(heads["voicing_logit"].float(), sounding, reduction="none")
+    amp = (heads["ratios"].float() - ratios).pow(2).mean(-1)
+    return weight * (ce / math.log(F0_BINS) + 10 * amp) + bce
 
 
 class V2AFamily:
@@ -206,7 +243,7 @@ class V2AFamily:
 
     def conditions(self, batch: dict) -> dict:
         """The model's keyword inputs of a collated batch: sync frames through the (trained) sync encoder."""
-        cond = {k: v for k, v in batch.items() if k not in ("latent", "envelope")}
+        cond = {k: v for k, v in batch.items() if k not in ("latent", "envelope", "harmonics")}
         if self.enc.train_sync:
             cond["sync"] = self.enc.sync(cond["sync"])  # (B, N, C, S, S) -> (B, N, Ds)
         return cond
@@ -230,8 +267,11 @@ class V2AFamily:
         sums = [losses]
         if envelope is not None:
             mask = batch["sync_mask"].float()  # (b, N): frames of the clip, not padding
-            err = (envelope - batch["envelope"][..., :envelope.shape[-1]]).pow(2)
+            heads = split_outputs(envelope, self.cfg.arch.sync_envelope_bands, self.cfg.arch.sync_harmonics)
+            err = (heads["envelope"] - batch["envelope"][..., :heads["envelope"].shape[-1]]).pow(2)
             err = err[..., :2].mean(-1) + (err[..., 2:].mean(-1) if err.shape[-1] > 2 else 0)  # (b, N)
+            if "f0_logits" in heads:
+                err = err + harmonic_error(heads, batch["harmonics"])
             aux = (err * mask).sum(1) / mask.sum(1).clamp(min=1)
             losses = losses + self.cfg.sync_target_weight * aux
             sums = [losses, aux]
@@ -296,7 +336,7 @@ def train_v2a(cfg: V2ATrainConfig, progress: bool = True, stop_at: int | None = 
         torch.manual_seed(cfg.seed)
         enc = build_encoders(cfg)
         shard = cfg.distributed.fsdp != "never" and (env.world > 1 or cfg.distributed.fsdp == "always")
-        family = V2AFamily(cfg, V2AClips(cfg.data, enc), enc, env, shard)
+        family = V2AFamily(cfg, V2AClips(cfg.data, enc, harmonics=cfg.arch.sync_harmonics), enc, env, shard)
         out = run_one_process(family, cfg, stop_at, progress, "train-v2a", env)
     except BaseException:
         distributed.teardown(env, clean=False)
