@@ -22,6 +22,8 @@ the span of frames it describes.
              -> features (N, dim) at times k / rate
 
     t_k      (timbre_dim > 0) CNN_t(j(x_k)) -> one temporal Conv1d (kernel K) -> timbre_dim channels,
+             CNN_t the same convolutions ending in a global max over positions (then linear -> width), so a
+             shape is recognised wherever the object is (a flattened map must learn it at every position),
              appended: features (N, dim + timbre_dim). j is a colour jitter drawn per clip while training
              (a random permutation of the R, G, B planes and a random sign per plane, i.e. inverting it;
              with grey frames the sign only) and the identity in eval mode: the branch never sees one colour
@@ -123,12 +125,16 @@ class SmallSyncConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _frame_cnn(in_channels: int, channels: tuple[int, ...], size: int, width: int) -> nn.Sequential:
-    """len(channels) x (Conv 4x4 stride 2 pad 1, GroupNorm, SiLU), then flatten and Linear -> width."""
+def _frame_cnn(in_channels: int, channels: tuple[int, ...], size: int, width: int,
+               pooled: bool = False) -> nn.Sequential:
+    """len(channels) x (Conv 4x4 stride 2 pad 1, GroupNorm, SiLU), then flatten (or, `pooled`, the max over
+    positions) and Linear -> width."""
     layers, c_in = [], in_channels
     for c in channels:
         layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.GroupNorm(min(8, c), c), nn.SiLU()]
         c_in = c
+    if pooled:
+        return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, width))
     side = size // 2 ** len(channels)
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * side * side, width))
 
@@ -150,7 +156,7 @@ class SmallSyncEncoder(nn.Module):
             c = config.dim
         self.temporal = nn.Sequential(*temporal)
         if config.timbre_dim:
-            self.timbre_cnn = _frame_cnn(c_in, config.channels, config.size, config.width)
+            self.timbre_cnn = _frame_cnn(c_in, config.channels, config.size, config.width, pooled=True)
             self.timbre_temporal = nn.Conv1d(config.width, config.timbre_dim, config.kernel,
                                              padding=config.kernel // 2)
 
