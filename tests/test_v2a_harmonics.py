@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lumina_video.audio.mel import MelSpectrogram, hz_to_mel, mel_to_hz
+from lumina_video.audio.mel import MelSpectrogram, hz_to_mel, mel_filterbank, mel_to_hz
 from lumina_video.data import sound
 from lumina_video.encoders.sync import SmallSyncConfig, SmallSyncEncoder, colour_jitter
 from lumina_video.model import V2AConfig, V2ANextDiT, build_v2a_model, v2a_flops_per_item
@@ -16,6 +16,7 @@ from lumina_video.model.v2a_harmonics import (
     f0_bin,
     f0_grid,
     harmonic_map,
+    mel_triangles,
     render_table,
     split_outputs,
 )
@@ -44,6 +45,10 @@ def test_the_f0_grid_is_50_cents_a_bin_and_f0_bin_inverts_it():
     assert torch.allclose(1200 * torch.log2(grid[1:] / grid[:-1]), torch.full((73,), 50.0, dtype=torch.float64))
     assert torch.equal(f0_bin(grid), torch.arange(F0_BINS))
     assert int(f0_bin(torch.tensor(100.0))) == 0 and int(f0_bin(torch.tensor(5000.0))) == F0_BINS - 1
+
+
+def test_the_render_tables_triangles_are_the_audio_paths_mel_filterbank():
+    assert torch.allclose(mel_triangles().float(), mel_filterbank(), rtol=1e-4, atol=1e-7)
 
 
 def test_the_map_of_a_note_lights_the_bands_of_its_partials_only():

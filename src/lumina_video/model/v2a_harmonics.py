@@ -13,7 +13,8 @@ DDSP family's harmonic synthesiser), and builds their spectrum by rule, so any n
     r_k       sigmoid amplitude of harmonic k relative to the fundamental, k = 2..K
                                                                       from the timbre channels only
     E_b       = v sum_g p(g) sum_{k=1..K} r_k^2 T_b(k f_g)            r_1 = 1; T_b the mel band b's triangle
-                                                                      (audio/mel.py), scaled to peak 1
+                                                                      (librosa's Slaney filterbank,
+                                                                      audio/mel.py's), scaled to peak 1
     map_b     = 2/3 (log10(1e-3 + E_b) + 3)                           in [0, 2]: 0 silence, 2 a whole partial
                                                                       (about a standardised band's range)
 
@@ -28,12 +29,13 @@ import math
 
 import torch
 
-from ..audio.mel import AUDIOLDM, MelConfig, mel_filterbank
-
 F0_MIN, F0_MAX = 250.0, 2100.0  # Hz: an octave beyond the synthetic world's notes either side, as eval-audio
 BINS_PER_OCTAVE = 24
 F0_BINS = int(math.floor(BINS_PER_OCTAVE * math.log2(F0_MAX / F0_MIN))) + 1  # 74
 MAP_FLOOR = 1e-3
+# the audio path's log-mel (audio/mel.py's AudioLDM settings; the model package does not import it, and
+# tests/test_v2a_harmonics.py checks that librosa's filterbank of these is that module's)
+SAMPLE_RATE, N_FFT, N_MELS, F_MAX = 16000, 1024, 64, 8000.0
 
 
 def f0_grid(bins: int = F0_BINS) -> torch.Tensor:
@@ -47,12 +49,20 @@ def f0_bin(hz: torch.Tensor) -> torch.Tensor:
     return g.clamp(0, F0_BINS - 1).long()
 
 
-def render_table(n_harmonics: int, mel: MelConfig = AUDIOLDM) -> torch.Tensor:
-    """(K, n_mels, F0_BINS) float32: T_b(k f_g), mel band b's triangle at harmonic k of bin g (zero above the
+def mel_triangles() -> torch.Tensor:
+    """(N_MELS, N_FFT / 2 + 1) float64: librosa's Slaney mel filterbank of the audio path's settings."""
+    import librosa
+
+    return torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=0.0, fmax=F_MAX,
+                                                dtype="float64"))
+
+
+def render_table(n_harmonics: int) -> torch.Tensor:
+    """(K, N_MELS, F0_BINS) float32: T_b(k f_g), mel band b's triangle at harmonic k of bin g (zero above the
     Nyquist frequency), every band scaled to peak 1 so each partial weighs the same wherever it falls."""
-    fb = mel_filterbank(mel).double()  # (M, bins)
+    fb = mel_triangles()  # (M, bins)
     fb = fb / fb.amax(dim=1, keepdim=True).clamp(min=1e-12)
-    hz = torch.linspace(0, mel.sample_rate / 2, fb.shape[1], dtype=torch.float64)
+    hz = torch.linspace(0, SAMPLE_RATE / 2, fb.shape[1], dtype=torch.float64)
     step = float(hz[1] - hz[0])
     out = torch.zeros(n_harmonics, fb.shape[0], F0_BINS, dtype=torch.float64)
     for k in range(1, n_harmonics + 1):
@@ -61,7 +71,7 @@ def render_table(n_harmonics: int, mel: MelConfig = AUDIOLDM) -> torch.Tensor:
         lo = pos.floor().long().clamp(max=fb.shape[1] - 2)
         frac = pos - lo
         val = fb[:, lo] * (1 - frac) + fb[:, lo + 1] * frac  # linear interpolation between FFT bins
-        out[k - 1] = torch.where(f < mel.sample_rate / 2, val, torch.zeros_like(val))
+        out[k - 1] = torch.where(f < SAMPLE_RATE / 2, val, torch.zeros_like(val))
     return out.float()
 
 
