@@ -21,6 +21,7 @@ from lumina_video.model.v2a_harmonics import (
     split_outputs,
 )
 from lumina_video.model.v2a_timeline import token_times, upsample_by_time
+from lumina_video.testing import randomize_zero_init
 from lumina_video.training.v2a_data import audio_harmonics
 
 DV, DT, DS, DTB = 12, 10, 6, 4
@@ -106,10 +107,8 @@ def tiny(**kw) -> V2ANextDiT:
 
 
 def perturb(model: V2ANextDiT, seed: int = 1) -> V2ANextDiT:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    """Every zero-initialised parameter (token embedder, gates, adaLN, final layer) random."""
+    randomize_zero_init(model, torch.Generator().manual_seed(seed), std=0.3)
     return model
 
 
