@@ -53,8 +53,8 @@ def single_object_records(path: Path, n: int) -> list[dict]:
 
 @torch.no_grad()
 def clip_features(pipe, root: Path, records: list[dict], seconds: int = 2) -> dict:
-    """{"clip": (n, Dv), "sync": (n, Ds), "head": (n, B) or None, "colour": [...], "shape": [...]}: means over
-    the first `seconds` of each clip."""
+    """{"clip": (n, Dv), "sync": (n, Ds), "timbre": (n, Dt) or None, "head": (n, B) or None, "harmonic":
+    [(colour, shape)] or None, "colour": [...], "shape": [...]}: means over the first `seconds` of each clip."""
     out = {"clip": [], "sync": [], "timbre": [], "head": [], "harmonic": [], "colour": [], "shape": []}
     model = pipe.transformer
     head = getattr(model, "sync_envelope", None)

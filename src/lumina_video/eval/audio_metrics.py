@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio.partials import partial_powers
+
 SAMPLE_RATE = 16000
 HOP = 160  # samples: one mel hop, 10 ms
 SILENCE_DBFS = -40.0
@@ -263,19 +265,15 @@ def cents(f: float, ref: float) -> float:
 
 def harmonic_profile(wave: np.ndarray, f0: float, frames: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(4,) amplitudes of harmonics 2..5 relative to the fundamental: harmonic k's is the root of the STFT power
-    (n_fft 1024, hop 160, averaged over `frames`) summed within +-3% of k f0 (>= +-2 bins), the partial's energy
-    wherever a mel round trip spread it in its band (the largest bin undercounted it: docs/RESULTS.md)."""
+    (n_fft 1024, hop 160, averaged over `frames`) summed within +-3% of k f0 (>= +-2 bins): audio/partials.py."""
     import librosa
 
     power = np.abs(librosa.stft(np.asarray(wave, np.float32), n_fft=PITCH_FRAME, hop_length=HOP)) ** 2  # (bins, T)
     n = min(power.shape[1], len(frames))
     spec = power[:, :n][:, frames[:n]].mean(axis=1)
     hz = np.arange(len(spec)) * sample_rate / PITCH_FRAME
-    amps = []
-    for k in range(1, 6):
-        near = np.abs(hz - k * f0) <= max(0.03 * k * f0, 2 * sample_rate / PITCH_FRAME)
-        amps.append(np.sqrt(spec[near].sum()))
-    return np.asarray(amps[1:]) / max(amps[0], 1e-12)
+    amps = np.sqrt(partial_powers(spec[:, None], hz, np.array([f0]), 5)[0])  # harmonics 1..5
+    return amps[1:] / max(amps[0], 1e-12)
 
 
 def classify_timbre(profile: np.ndarray) -> str:

@@ -32,6 +32,7 @@ import torch
 from .._checks import short_reason
 from ..audio.media import SAMPLE_RATE, read_audio
 from ..audio.mel import MelSpectrogram
+from ..audio.partials import partial_powers
 from ..configs import ConfigError
 from ..data.video_io import read_video
 from ..encoders.clips import frame_times
@@ -193,7 +194,7 @@ def audio_harmonics(wave: np.ndarray, frames: int, n_harmonics: int, mel: MelSpe
 
     f0: the median over the frame's 4 STFT frames of librosa.yin (frame 1024, hop 160, 250-2100 Hz). The
     power spectrum is the frame's mean |STFT|^2 (the log-mel's STFT); harmonic k's amplitude the root of the
-    power within +-3% (>= +-2 bins) of k f0, as eval-audio's harmonic profile. Sounding: RMS above
+    power within +-3% (>= +-2 bins) of k f0 (audio/partials.py, as eval-audio's harmonic profile). Sounding: RMS above
     SOUNDING_DBFS; harmonic weight: sounding and harmonics 1..K hold at least HARMONIC_SHARE of the power from
     200 Hz up (a two-note mixture or a noise burst does not; its f0 and amplitudes are not trained)."""
     import librosa
@@ -212,10 +213,7 @@ def audio_harmonics(wave: np.ndarray, frames: int, n_harmonics: int, mel: MelSpe
     rms = np.sqrt(np.mean(np.asarray(wave[: frames * samples], np.float64).reshape(frames, samples) ** 2, axis=1))
     sounding = 20 * np.log10(np.maximum(rms, 1e-12)) > SOUNDING_DBFS
     hz = np.arange(power.shape[0]) * cfg.sample_rate / cfg.n_fft
-    amps, min_width = np.zeros((frames, n_harmonics)), 2 * cfg.sample_rate / cfg.n_fft
-    for k in range(1, n_harmonics + 1):
-        near = np.abs(hz[None, :] - k * f0[:, None]) <= np.maximum(0.03 * k * f0, min_width)[:, None]
-        amps[:, k - 1] = (power.T * near).sum(1)
+    amps = partial_powers(power, hz, f0, n_harmonics)  # (frames, K)
     total = power[hz >= 200].sum(0)
     share = amps.sum(1) / np.maximum(total, 1e-20)
     ratios = np.clip(np.sqrt(amps[:, 1:] / np.maximum(amps[:, :1], 1e-20)), 0, 1)
