@@ -12,11 +12,15 @@ DDSP family's harmonic synthesiser), and builds their spectrum by rule, so any n
     v         sigmoid voicing: the probability that the frame sounds a note   from the sync features
     r_k       sigmoid amplitude of harmonic k relative to the fundamental, k = 2..K
                                                                       from the timbre channels only
-    E_b       = v sum_g p(g) sum_{k=1..K} r_k^2 T_b(k f_g)            r_1 = 1; T_b the mel band b's triangle
+    E_b       = sum_g p(g) sum_{k=1..K} r_k^2 T_b(k f_g)              r_1 = 1; T_b the mel band b's triangle
                                                                       (librosa's Slaney filterbank,
                                                                       audio/mel.py's), scaled to peak 1
-    map_b     = 2/3 (log10(1e-3 + E_b) + 3)                           in [0, 2]: 0 silence, 2 a whole partial
+    map_b     = v 2/3 (log10(1e-3 + E_b) + 3)                         in [0, 2]: 0 silence, 2 a whole partial
                                                                       (about a standardised band's range)
+
+The voicing scales the log map, not the energy: a frame voiced with probability 5% gets 5% of the map. (Scaling
+the energy gave it 57% of the map's height, log10(1e-3 + 0.05) being well above the floor's, so still clips
+whose voicing was a few per cent read as a quiet note, and the denoiser hummed on them.)
 
 The timbre channels are the sync encoder's colour-blind branch (encoders/sync.py, `timbre_dim`), so the
 amplitudes cannot be read off the colour. Training targets come from the clip's own sound (no labels,
@@ -82,8 +86,8 @@ def harmonic_map(f0_logits: torch.Tensor, voicing_logit: torch.Tensor, ratios: t
     p = torch.softmax(f0_logits.float(), dim=-1)
     w = torch.cat([torch.ones_like(ratios[..., :1]), ratios.float()], dim=-1) ** 2  # (..., K)
     energy = torch.einsum("...g,...k,kmg->...m", p, w, table.to(p.device))
-    energy = torch.sigmoid(voicing_logit.float())[..., None] * energy
-    return (torch.log10(MAP_FLOOR + energy) - math.log10(MAP_FLOOR)) * (2 / 3)
+    voiced = (torch.log10(MAP_FLOOR + energy) - math.log10(MAP_FLOOR)) * (2 / 3)
+    return torch.sigmoid(voicing_logit.float())[..., None] * voiced
 
 
 def split_outputs(e: torch.Tensor, bands: int, n_harmonics: int) -> dict:
