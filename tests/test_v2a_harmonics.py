@@ -221,3 +221,25 @@ def test_the_timbre_branch_is_appended_jittered_only_in_training_and_added_to_a_
     assert SmallSyncEncoder.from_pretrained(tmp_path / "sync").config.timbre_dim == 4
     with pytest.raises(ValueError, match="already has a timbre branch"):
         branch.with_timbre_branch(4)
+
+
+def test_the_voicing_scales_the_log_map_so_a_few_per_cent_is_nearly_silence():
+    table = render_table(7)
+    logits, _ = one_note(659.26)
+    ratios = torch.tensor([0.5, 1 / 3, 0.25, 0, 0, 0])
+    full = harmonic_map(logits, torch.tensor(30.0), ratios, table)
+    for p in (0.05, 0.5):
+        m = harmonic_map(logits, torch.logit(torch.tensor(p)), ratios, table)
+        assert torch.allclose(m, p * full, atol=1e-5)  # 5% voicing: 5% of the map (0.1 at most), not a quiet note
+    assert float(harmonic_map(logits, torch.logit(torch.tensor(0.05)), ratios, table).max()) <= 0.1 + 1e-5
+
+
+def test_the_timbre_branch_alone_is_the_features_last_channels():
+    enc = SmallSyncEncoder.from_config(SmallSyncConfig(size=32, channels=(8, 16), width=16, dim=8, timbre_dim=4),
+                                       seed=0).eval()
+    x = torch.rand(2, 10, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(enc.timbre(x), enc(x)[..., 8:])
+    plain = SmallSyncEncoder.from_config(SmallSyncConfig(size=32, channels=(8, 16), width=16, dim=8), seed=0)
+    with pytest.raises(ValueError, match="no timbre branch"):
+        plain.timbre(x)

@@ -207,9 +207,18 @@ class SmallSyncEncoder(nn.Module):
         out = self.temporal(h).transpose(1, 2)  # (B, N, dim)
         if not self.config.timbre_dim:
             return out
+        return torch.cat([out, self.timbre(x)], dim=-1)  # (B, N, dim + timbre_dim)
+
+    def timbre(self, x: torch.Tensor) -> torch.Tensor:
+        """The timbre branch alone: x (B, N, C, S, S) prepared frames -> (B, N, timbre_dim), the last channels
+        of `forward`'s features (colour-jittered while training)."""
+        if not self.config.timbre_dim:
+            raise ValueError("this sync encoder has no timbre branch (timbre_dim 0)")
+        b, n = x.shape[:2]
+        x = x.to(next(self.parameters()).dtype)
         xj = colour_jitter(x) if self.training else x
         tb = self.timbre_cnn(xj.flatten(0, 1)).view(b, n, -1).transpose(1, 2)  # (B, width, N)
-        return torch.cat([out, self.timbre_temporal(tb).transpose(1, 2)], dim=-1)  # (B, N, dim + timbre_dim)
+        return self.timbre_temporal(tb).transpose(1, 2)
 
     def encode(self, frames, times, duration: float | None = None,
                max_seconds: float | None = None) -> tuple[torch.Tensor, np.ndarray]:
