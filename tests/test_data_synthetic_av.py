@@ -313,3 +313,26 @@ def test_cli_writes_a_dataset_and_reports_bad_arguments(tmp_path, capsys):
     assert main(["synth-av", str(tmp_path / "x"), "--n", "2", "--min-seconds", "3", "--max-seconds", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("lumina-video synth-av: error: ") for e in err)
+
+
+def test_resound_renders_the_clip_again_and_with_another_shapes_timbre(dataset):
+    from lumina_video.audio.media import read_audio
+    from lumina_video.eval.audio_metrics import classify_timbre, harmonic_profile, pitch_track
+
+    out, _, counts = dataset
+    seed = json.loads((out / "synth_av.json").read_text())["seed"]
+    for record in counts["records"]:  # the written 16-bit wav, within rounding
+        wave = read_audio(out / record["audio_path"]).wave
+        assert float(np.abs(av.resound(record, seed) - wave).max()) <= 1 / 32768
+    moving = next(r for r in counts["records"] if len(r["objects"]) == 1 and not r["still"])
+    own = av.resound(moving, seed)
+    for shape, timbre in sound.TIMBRES.items():
+        w = av.resound(moving, seed, shape)
+        assert w.shape == own.shape and (shape == moving["objects"][0]["shape"]) == bool(np.array_equal(w, own))
+        _, f0 = pitch_track(w)
+        voiced = np.isfinite(f0)
+        est = float(np.median(f0[voiced]))
+        assert abs(1200 * np.log2(est / moving["objects"][0]["note_hz"])) < 50  # the same note
+        assert classify_timbre(harmonic_profile(w, est, voiced)) == timbre
+    with pytest.raises(ValueError, match="unknown shape 'star'"):
+        av.resound(moving, seed, "star")

@@ -267,6 +267,18 @@ def render_sound(objects: list[dict], size: int, duration: float, rng: np.random
     return sound.mix(sources, rng)
 
 
+def resound(record: dict, seed: int, shape: str | None = None) -> np.ndarray:
+    """The sound of item `record` (build_item's record of dataset `seed`; i is its clip's file number) rendered
+    again, with its noise, and with every object's shape (so its timbre) replaced by `shape` when given: the
+    same events, note, levels and noise floor, other overtones (a training augmentation of the V2A model)."""
+    if shape is not None and shape not in sound.TIMBRES:
+        raise ValueError(f"unknown shape {shape!r}; accepted: {list(sound.TIMBRES)}")
+    objects = [o if shape is None else {**o, "shape": shape, "timbre": sound.TIMBRES[shape]}
+               for o in record["objects"]]
+    i = int(Path(record["path"]).stem)
+    return render_sound(objects, record["width"], record["duration"], np.random.default_rng([seed, i, 2]))[0]
+
+
 def build_item(seed: int, i: int, size: int, fps: float, frame_range: tuple[int, int], still_prob: float,
                two_object_prob: float, holdout: set) -> tuple[dict, np.ndarray]:
     """(manifest record, wave) of item i; pure in its arguments."""
