@@ -263,3 +263,57 @@ def test_the_harmonic_head_and_timbre_branch_start_from_a_bands_run_and_train(cl
         train_v2a(v2a_cfg(clips_and_vae, tmp_path / "p3", **{**over, "encoders.sync": tmp_path / "p2" / "final" /
                                                               "sync_encoder", "arch.sync_timbre_dim": 4}),
                   progress=False)
+
+
+def test_timbre_swaps_hear_a_clip_with_another_shapes_timbre_and_the_donors_timbre_channels(clips_and_vae, tmp_path):
+    from lumina_video.configs import ConfigError
+    from lumina_video.data.sound import TIMBRES
+    from lumina_video.eval.audio_metrics import TIMBRE_TEMPLATES
+
+    heads = {"sync_target_weight": 1.0, "sync_target": "envelope+mel", "arch.sync_envelope_bands": 64,
+             "arch.sync_harmonics": 7, "arch.sync_timbre_dim": 8}
+    fam = train_v2a(v2a_cfg(clips_and_vae, tmp_path / "s", steps=2, checkpoint_every=2, timbre_swap=1.0, **heads),
+                    progress=False)["family"]
+    clips = fam.clips
+    assert len(clips.swappable) == 8 and clips.unswappable == 0 and "8 with timbre swaps" in clips.report()
+    for c in clips.clips:  # the two other shapes, their harmonic targets those shapes' (one-note frames)
+        assert sorted(c.swaps) == sorted(s for s in TIMBRES if s != c.shape)
+        for shape, (latent, harmonics) in c.swaps.items():
+            assert latent.shape == c.latent.shape and not torch.equal(latent, c.latent)
+            one_note = harmonics[:, 1] > 0
+            assert torch.equal(harmonics[:, 2] > 0, c.harmonics[:, 2] > 0) and int(one_note.sum()) > 5
+            measured = harmonics[one_note][:, 3:7].median(0).values.numpy()
+            np.testing.assert_allclose(measured, TIMBRE_TEMPLATES[TIMBRES[shape]], atol=0.05)
+    batch, _, _, drops = fam.draw(0)
+    swapped = batch["swapped"]
+    assert torch.equal(swapped, ~drops["drop_sync"] & swapped)  # a dropped sync is never swapped
+    assert bool(drops["drop_text"][swapped].all())  # and a swapped caption always dropped
+    fam.enc.sync.eval()
+    with torch.no_grad():
+        cond = fam.conditions(batch)
+        own = fam.enc.sync(batch["sync"])
+        donor = fam.enc.sync.timbre(batch["timbre_sync"])
+    assert torch.equal(cond["sync"][..., :32], own[..., :32])
+    assert torch.equal(cond["sync"][swapped][..., 32:], donor[swapped])
+    assert torch.equal(cond["sync"][~swapped][..., 32:], own[~swapped][..., 32:])
+    c = clips.clips[0]
+    shape = sorted(c.swaps)[0]
+    donor = clips.donors[shape][0] if clips.donors[shape] else None
+    if donor is not None:  # a swapped window: the swap's audio and targets, the donor's sync frames
+        item = clips.window(0, 0, swap=(shape, donor, 0))
+        assert torch.equal(item["latent"], c.swaps[shape][0][:, :25])
+        assert torch.equal(item["harmonics"], c.swaps[shape][1][:25])
+        assert torch.equal(item["timbre_sync"], clips.clips[donor].sync[:25])
+    with pytest.raises(ValueError, match="clip 0 has no timbre swap to .* with donor clip 0"):
+        clips.window(0, 0, swap=("circle" if c.shape != "circle" else "square", 0, 0))
+    with pytest.raises(ConfigError, match="'timbre_swap' must be a probability"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", timbre_swap=1.5, **heads)
+    with pytest.raises(ConfigError, match="'timbre_swap' needs arch.sync_timbre_dim"):
+        v2a_cfg(clips_and_vae, tmp_path / "x", timbre_swap=0.5)
+    manifest = Path(clips_and_vae[0])
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "manifest.jsonl").write_text(manifest.read_text().replace('"clips/', f'"{manifest.parent}/clips/'))
+    with pytest.raises(ConfigError, match="timbre swaps need a synth-av dataset"):
+        train_v2a(v2a_cfg(clips_and_vae, tmp_path / "y", steps=1, timbre_swap=0.5, **heads,
+                          **{"data.manifest": alone / "manifest.jsonl"}), progress=False)

@@ -71,6 +71,7 @@ class V2ATrainConfig:
     drop_sync: float = 0.1
     sync_target_weight: float = 0.0   # the auxiliary envelope loss of the sync encoder (module docstring)
     sync_target: str = "envelope"     # or "envelope+mel"
+    timbre_swap: float = 0.0          # share of one-object windows heard with another shape's timbre (v2a_trainer)
     init_transformer: str = ""        # a V2ANextDiT folder to start from (module docstring)
     checkpoint_every: int = 250
     keep_last: int = 2
@@ -119,6 +120,11 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
     if cfg.arch.sync_timbre_dim and not cfg.arch.sync_harmonics:
         raise ConfigError("config key 'arch.sync_timbre_dim' needs arch.sync_harmonics > 0 (only the harmonic head "
                           "reads the timbre channels)")
+    if not 0 <= cfg.timbre_swap <= 1:
+        raise ConfigError(f"config key 'timbre_swap' must be a probability in [0, 1], got {cfg.timbre_swap}")
+    if cfg.timbre_swap and not cfg.arch.sync_timbre_dim:
+        raise ConfigError("config key 'timbre_swap' needs arch.sync_timbre_dim > 0 (a swap replaces the timbre "
+                          "channels the harmonic head reads)")
     for name in DROPS:
         p = getattr(cfg, f"drop_{name}")
         if not 0 <= p <= 1:

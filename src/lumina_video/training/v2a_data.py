@@ -15,6 +15,13 @@ Windows. A training item is `window` whole seconds starting at a whole second `o
 every grid on integers (25 latents, `rate` CLIP frames and 25 sync frames per second), so a window is a
 slice of each pre-extracted array, and its times start again at 0 (k / rate within the window).
 Clips shorter than the window are padded (silent audio, masked frames), not skipped.
+Timbre swaps (`swaps`, V2ATrainConfig.timbre_swap). A clip of one moving object of a synth-av dataset (its
+folder's synth_av.json gives the seed) also keeps, per other shape, the latents and harmonic targets of its
+sound rendered again with that shape's timbre (`synthetic_av.resound`: the same strikes, note, levels and
+noise). A swapped window takes those as its audio, and the sync timbre channels of a donor clip of that
+shape (`timbre_sync`; the trainer runs the sync encoder's colour-blind branch on them), so the overtones
+follow the timbre channels and contradict the frames the other conditions see. A clip whose sound does not
+render again to its wav (within 2 LSB) gets no swaps; `report` counts them.
 Records that cannot be read are skipped and counted. The VAE encodes the whole clip once, so a window's
 latents at its edges see the neighbouring audio (the VAE's receptive field), a small, documented difference
 from encoding the window alone.
@@ -35,6 +42,7 @@ from ..audio.mel import MelSpectrogram
 from ..audio.partials import partial_powers
 from ..configs import ConfigError
 from ..data.video_io import read_video
+from ..data.vocab import SHAPES
 from ..encoders.clips import frame_times
 from .audio_data import read_records
 
@@ -87,16 +95,20 @@ class Clip:
     text_mask: torch.Tensor      # (L,) bool
     envelope: torch.Tensor | None = None  # (25 n, 2 + M) onset strength, loudness, log-mel bands; standardised
     harmonics: torch.Tensor | None = None  # (25 n, 3 + K - 1) sounding, harmonic weight, f0 Hz, amplitudes 2..K
+    shape: str | None = None     # the shape of a clip's only object (timbre swaps' donors)
+    swaps: dict | None = None    # {other shape: (latent, harmonics)} of a one-moving-object clip (module docstring)
 
 
 class V2AClips:
     """Every usable clip of a manifest, pre-extracted (module docstring)."""
 
-    def __init__(self, cfg: V2ADataConfig, encoders: Encoders, harmonics: int = 0):
+    def __init__(self, cfg: V2ADataConfig, encoders: Encoders, harmonics: int = 0, swaps: bool = False):
         self.cfg, self.enc, self.n_harmonics = cfg, encoders, harmonics
         self.skipped: Counter = Counter()
+        self.unswappable = 0
         self.mel = MelSpectrogram()
         root = Path(cfg.manifest).parent
+        self.synth_seed = synth_seed(root) if swaps else None
         raw = []
         for record in read_records(cfg.manifest):
             if cfg.max_clips and len(raw) >= cfg.max_clips:
@@ -110,6 +122,8 @@ class V2AClips:
             text, mask = encoders.text.encode([r["caption"] or "" for r, *_ in raw], device="cpu")
         self.clips = [self._extract(*item, text[i].float(), mask[i].bool()) for i, item in enumerate(raw)]
         standardise_envelopes(self.clips)
+        self.donors = {s: [i for i, c in enumerate(self.clips) if c.shape == s] for s in SHAPES}
+        self.swappable = [i for i, c in enumerate(self.clips) if c.swaps]
 
     def _read(self, root: Path, record: dict):
         """(record, wave, frames, frame times) or None (counted) when a file is missing or unreadable."""
@@ -136,11 +150,43 @@ class V2AClips:
         visual, v_times = enc.clip.encode_video(frames, times, rate=rate, duration=n)  # (rate n, Dv)
         sync_in, s_times = enc.sync.prepare(frames, times, duration=n)  # (25 n, C, S, S)
         sync = sync_in.cpu() if enc.train_sync else enc.sync(sync_in[None])[0].float().cpu()
+        objects = record.get("objects") or []
+        shape = objects[0].get("shape") if len(objects) == 1 else None
+        swaps = None
+        if self.synth_seed is not None and shape in SHAPES and objects[0].get("motion") != "still":
+            swaps = self._swaps(record, wave, n, latent.shape[1])
         return Clip(record, n, latent, visual.float().cpu(), torch.from_numpy(v_times < duration),
-                    sync, torch.from_numpy(s_times < duration), text, text_mask, envelope, harmonics)
+                    sync, torch.from_numpy(s_times < duration), text, text_mask, envelope, harmonics, shape, swaps)
+
+    def _swaps(self, record: dict, wave: np.ndarray, n: int, frames: int) -> dict | None:
+        """{other shape: (latent, harmonics)} of the clip's sound (`wave`, padded to n s) with that shape's
+        timbre (module docstring); None (counted) when its sound does not render again to its wav."""
+        from ..data.synthetic_av import resound
+
+        def padded(w):  # as the clip's own wave: zero-padded to n s
+            return np.pad(w, (0, max(0, n * SAMPLE_RATE - len(w))))[: n * SAMPLE_RATE]
+
+        try:
+            again = padded(resound(record, self.synth_seed))
+        except (KeyError, TypeError, ValueError):
+            again = None
+        if again is None or np.abs(again - wave).max() > 2 / 32768:
+            self.unswappable += 1
+            return None
+        out = {}
+        for other in SHAPES:
+            if other == record["objects"][0]["shape"]:
+                continue
+            w = padded(resound(record, self.synth_seed, other))
+            mel = self.mel(torch.from_numpy(w.astype(np.float32))[None])[:, : n * 100]
+            out[other] = (self.enc.vae.encode(mel)[0].float().cpu(),
+                          audio_harmonics(w, frames, self.n_harmonics, self.mel) if self.n_harmonics else None)
+        return out
 
     def report(self) -> str:
         kept = f"{len(getattr(self, 'clips', []))} clips"
+        if self.synth_seed is not None:
+            kept += f" ({len(getattr(self, 'swappable', []))} with timbre swaps, {self.unswappable} not rendered again)"
         if not self.skipped:
             return kept
         return kept + "; skipped " + ", ".join(f"{n} ({why})" for why, n in sorted(self.skipped.items()))
@@ -152,10 +198,12 @@ class V2AClips:
         """The number of whole-second window starts of clip `index`."""
         return self.clips[index].seconds - self.cfg.window_seconds + 1
 
-    def window(self, index: int, offset: int = 0, visual_from: int | None = None) -> dict:
+    def window(self, index: int, offset: int = 0, visual_from: int | None = None,
+               swap: tuple[str, int, int] | None = None) -> dict:
         """The window [offset, offset + window) s of clip `index` as the model's keyword inputs of one item
         (no batch dim) plus `latent`; `visual_from` takes the visual and sync inputs of another clip (the
-        shuffled-video control)."""
+        shuffled-video control); `swap` = (shape, donor clip, donor offset) takes the audio of the clip's timbre
+        swap to that shape and the donor window's sync input as `timbre_sync` (module docstring)."""
         c, w, rate = self.clips[index], self.cfg.window_seconds, round(self.cfg.clip_rate)
         v = self.clips[index if visual_from is None else visual_from]
         if offset + w > min(c.seconds, v.seconds):
@@ -163,8 +211,18 @@ class V2AClips:
         lat = c.latent.shape[1] // c.seconds  # latents per second (25)
         sps = v.sync.shape[0] // v.seconds   # sync frames per second (25)
         vis, syn = slice(offset * rate, (offset + w) * rate), slice(offset * sps, (offset + w) * sps)
-        extra = {} if c.harmonics is None else {"harmonics": c.harmonics[offset * lat:(offset + w) * lat]}
-        return dict(**extra, latent=c.latent[:, offset * lat:(offset + w) * lat],
+        latent, harmonics = c.latent, c.harmonics
+        extra = {}
+        if swap is not None:
+            shape, donor, d_offset = swap
+            if not c.swaps or shape not in c.swaps or self.clips[donor].shape != shape:
+                raise ValueError(f"clip {index} has no timbre swap to {shape!r} with donor clip {donor}")
+            latent, harmonics = c.swaps[shape]
+            d = self.clips[donor]
+            extra["timbre_sync"] = d.sync[d_offset * sps:(d_offset + w) * sps]
+        if harmonics is not None:
+            extra["harmonics"] = harmonics[offset * lat:(offset + w) * lat]
+        return dict(**extra, latent=latent[:, offset * lat:(offset + w) * lat],
                     envelope=c.envelope[offset * lat:(offset + w) * lat], visual=v.visual[vis],
                     visual_mask=v.visual_mask[vis], visual_times=torch.arange(w * rate) / rate,
                     sync=v.sync[syn], sync_mask=v.sync_mask[syn], sync_times=torch.arange(w * sps) / sps,
@@ -181,6 +239,17 @@ def audio_envelope(mel: torch.Tensor, frames: int) -> torch.Tensor:
     flux = torch.cat([rise.new_zeros(1), rise])[: frames * hop].view(frames, hop).amax(-1)
     bands = mel[: frames * hop].reshape(frames, hop, -1).mean(1)  # (frames, M)
     return torch.cat([flux[:, None], bands.mean(-1, keepdim=True), bands], dim=-1).float().cpu()
+
+
+def synth_seed(root: Path) -> int:
+    """The seed of the synth-av dataset in `root` (its synth_av.json), for timbre swaps; ConfigError without one."""
+    import json
+
+    try:
+        return int(json.loads((root / "synth_av.json").read_text())["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"timbre swaps need a synth-av dataset: {root / 'synth_av.json'} is missing or has no "
+                          "seed (make the data with `lumina-video synth-av`, or set timbre_swap: 0)") from None
 
 
 SOUNDING_DBFS = -50.0  # a latent frame whose RMS is above this sounds (the synthetic floor is -60 dBFS)

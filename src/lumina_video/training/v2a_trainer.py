@@ -19,6 +19,16 @@ three drop flags, so a resumed run draws exactly what an uninterrupted one does 
                  + BCE(voicing logit, sounding)            with arch.sync_harmonics: the harmonic head's
                  targets (v2a_data.audio_harmonics); w = 1 on one-note frames, 0 elsewhere
 
+Timbre swaps (`timbre_swap` p > 0, with the harmonic head and the sync encoder's timbre branch). After its drop
+flags, item `slot` also draws u, a shape choice, a donor clip and its window offset. When u < p, its clip has
+timbre swaps (one moving object, a synth-av dataset: v2a_data.py) and its sync condition is not dropped, the
+item is heard with one of the two other shapes' timbres: its audio latents and harmonic targets are those of
+the swap, the timbre channels of its sync features are the donor's (a one-object clip of that shape), and its
+text is dropped (the caption names the shape). Frames, CLIP features and the rest of the sync features still
+show the clip's own shape, so on swapped items only the timbre channels, through the harmonic map, tell the
+overtones: the denoiser learns to play the map's overtones instead of the (colour, shape) pair it saw, which
+held-out pairs need. The envelope targets stay the clip's own (the head reads its frames).
+
 The auxiliary target (`sync_target_weight` > 0, a trained sync encoder only) gives the sync encoder a direct
 signal of *when* the sound changes, read from the soundtrack alone (self-supervised, like an audio-visual sync
 pretraining): without it the encoder learns only through the denoiser, which first learns to ignore it (the
@@ -204,12 +214,14 @@ class V2AFamily:
     def _shard(self) -> None:
         """FSDP2: the V2A model per block + root (wrap_model), the trained sync encoder on its root."""
         from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
+        from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
         self.model = distributed.wrap_model(self.model.to(self.device), self.env, shard=True, dtype=torch.float32)
         mesh = init_device_mesh(self.device.type, (self.env.world,))  # for the modules sharded on their root
         if self.enc.train_sync:
             self.enc.sync = fully_shard(self.enc.sync.to(self.device), mesh=mesh)
+            if self.cfg.timbre_swap:
+                register_fsdp_forward_method(self.enc.sync, "timbre")  # the donors' timbre branch (conditions)
         if self.sync_head is not None:
             self.sync_head = fully_shard(self.sync_head.to(self.device), mesh=mesh)
 
@@ -237,15 +249,49 @@ class V2AFamily:
             ts.append(sample_t(1, cfg.t_sampling, mean=cfg.t_mean, std=cfg.t_std, generator=g))
             noise.append(torch.randn(items[-1]["latent"].shape, generator=g))
             drops.append(torch.rand(len(DROPS), generator=g) < torch.tensor([getattr(cfg, f"drop_{n}") for n in DROPS]))
+            if cfg.timbre_swap:
+                swap = self.draw_swap(i, offset, g, bool(drops[-1][DROPS.index("sync")]))
+                if swap is not None:
+                    items[-1] = self.clips.window(i, offset, swap=swap)
+                    drops[-1][DROPS.index("text")] = True  # the caption names the shape the sound no longer has
+                else:
+                    items[-1]["timbre_sync"] = items[-1]["sync"]
+                items[-1]["swapped"] = torch.tensor(swap is not None)
         flags = torch.stack(drops)  # (b, 3)
         t = time_shift(torch.cat(ts), cfg.shift)
         return collate(items), t, torch.stack(noise), {f"drop_{n}": flags[:, k] for k, n in enumerate(DROPS)}
 
+    def draw_swap(self, i: int, offset: int, g: torch.Generator, sync_dropped: bool) -> tuple | None:
+        """(shape, donor clip, donor offset) of a timbre swap of item (i, offset), or None (module docstring);
+        draws the same four numbers from `g` either way."""
+        u, pick, donor_pick, donor_offset = torch.rand(4, generator=g).tolist()
+        clip = self.clips.clips[i]
+        if u >= self.cfg.timbre_swap or sync_dropped or not clip.swaps:
+            return None
+        shapes = sorted(clip.swaps)
+        shape = shapes[min(int(pick * len(shapes)), len(shapes) - 1)]
+        donors = self.clips.donors[shape]
+        if not donors:
+            return None
+        d = donors[min(int(donor_pick * len(donors)), len(donors) - 1)]
+        n_off = self.clips.offsets(d)
+        return shape, d, min(int(donor_offset * n_off), n_off - 1)
+
     def conditions(self, batch: dict) -> dict:
-        """The model's keyword inputs of a collated batch: sync frames through the (trained) sync encoder."""
-        cond = {k: v for k, v in batch.items() if k not in ("latent", "envelope", "harmonics")}
+        """The model's keyword inputs of a collated batch: sync frames through the (trained) sync encoder; a
+        swapped item's timbre channels from its donor's frames (module docstring)."""
+        cond = {k: v for k, v in batch.items()
+                if k not in ("latent", "envelope", "harmonics", "timbre_sync", "swapped")}
         if self.enc.train_sync:
             cond["sync"] = self.enc.sync(cond["sync"])  # (B, N, C, S, S) -> (B, N, Ds)
+        swapped = batch.get("swapped")
+        if swapped is not None and bool(swapped.any()):
+            td = self.cfg.arch.sync_timbre_dim
+            donor = batch["timbre_sync"][swapped]
+            donor = self.enc.sync.timbre(donor) if self.enc.train_sync else donor[..., -td:]
+            timbre = cond["sync"][..., -td:].clone()
+            timbre[swapped] = donor.to(timbre.dtype)
+            cond["sync"] = torch.cat([cond["sync"][..., :-td], timbre], dim=-1)
         return cond
 
     def on_device(self, d: dict) -> dict:
@@ -336,7 +382,8 @@ def train_v2a(cfg: V2ATrainConfig, progress: bool = True, stop_at: int | None = 
         torch.manual_seed(cfg.seed)
         enc = build_encoders(cfg)
         shard = cfg.distributed.fsdp != "never" and (env.world > 1 or cfg.distributed.fsdp == "always")
-        family = V2AFamily(cfg, V2AClips(cfg.data, enc, harmonics=cfg.arch.sync_harmonics), enc, env, shard)
+        clips = V2AClips(cfg.data, enc, harmonics=cfg.arch.sync_harmonics, swaps=cfg.timbre_swap > 0)
+        family = V2AFamily(cfg, clips, enc, env, shard)
         out = run_one_process(family, cfg, stop_at, progress, "train-v2a", env)
     except BaseException:
         distributed.teardown(env, clean=False)
