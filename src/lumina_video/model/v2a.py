@@ -295,11 +295,15 @@ class V2ANextDiT(ModelMixin, ConfigMixin):
         envelope = self.sync_heads(sync) if return_envelope else None  # (B, Ns, head width), before any drop
         timbre = sync[..., cfg.sync_feat_dim:]  # (B, Ns, sync_timbre_dim); zero for a dropped item
         sync = _substitute(sync[..., :cfg.sync_feat_dim], self.empty_sync, drop_sync)
-        sync_all = torch.cat([sync, _substitute(timbre, timbre.new_zeros(timbre.shape[-1]), drop_sync)], dim=-1)
 
         h = self.x_embedder(patchify(x.to(dtype)[..., None], pt, (pf, 1)))  # (B, N, dim), N = n_cols n_rows
         if cfg.sync_envelope_bands:
-            h = h + self.envelope_tokens(sync_all, s_times, s_mask, n_cols, n_rows)
+            if cfg.sync_timbre_dim:
+                timbre = _substitute(timbre, timbre.new_zeros(timbre.shape[-1]), drop_sync)
+                sync_heads_in = torch.cat([sync, timbre], dim=-1)
+            else:
+                sync_heads_in = sync
+            h = h + self.envelope_tokens(sync_heads_in, s_times, s_mask, n_cols, n_rows)
         freqs = self.audio_freqs(n_cols, n_rows)[None].expand(b, -1, -1)
         ctx = torch.cat([self.visual_proj(visual), self.text_proj(text)], dim=1)  # (B, Fv + L, dim)
         ctx_mask = torch.cat([v_mask, t_mask], dim=1)
