@@ -11,7 +11,7 @@ LV="${LV:-.venv/bin/lumina-video}"
 PY="${PY:-.venv/bin/python}"
 ROOT=runs/v2a_demo
 DATA=$ROOT/data
-V2A_RUN="${V2A_RUN:-$ROOT/v2a_bands}"
+V2A_RUN="${V2A_RUN:-$ROOT/v2a_swap}"
 V2A_ARGS=(run_dir="$V2A_RUN")
 [ -n "${V2A_STEPS:-}" ] && V2A_ARGS+=(steps="$V2A_STEPS")
 # (colour, shape) pairs the V2A model never hears: the video demo's held-out pairs (lumina_video/demo/experiments.py)
@@ -30,25 +30,29 @@ if [ -z "${AUDIO_VAE:-}" ]; then
   AUDIO_VAE=$ROOT/audio_vae/final
 fi
 
-# 3. the V2A-S denoiser and the sync encoder trained together, in three phases that resume from their checkpoints:
+# 3. the V2A-S denoiser and the sync encoder trained together, in five phases that resume from their checkpoints:
 #    a. configs/v2a_demo.yaml: from scratch, the sync encoder's auxiliary head predicting the sound's onset strength
 #       and loudness (4600 steps: the onsets)
 #    b. configs/v2a_demo_tune.yaml: from a's weights, the head also predicting the log-mel bands (4000 steps: the
 #       sync features learn the notes)
 #    c. configs/v2a_demo_bands.yaml: from b's weights, the model's own sync envelope head, whose predicted bands
-#       condition the audio tokens of their frequency row (2400 steps: the denoiser plays the predicted note)
-if [ ! -f "$ROOT/v2a/final/v2a_components.json" ]; then  # (a finished run would only load its clips again)
-  "$LV" train-v2a configs/v2a_demo.yaml encoders.audio_vae="$AUDIO_VAE" --no-progress
-fi
-if [ ! -f "$ROOT/v2a_tune/final/v2a_components.json" ]; then
-  "$LV" train-v2a configs/v2a_demo_tune.yaml encoders.audio_vae="$AUDIO_VAE" --no-progress
-fi
-"$LV" train-v2a configs/v2a_demo_bands.yaml encoders.audio_vae="$AUDIO_VAE" "${V2A_ARGS[@]}" --no-progress
+#       condition the audio tokens of their frequency row (4800 steps: the denoiser plays the predicted note)
+#    d. configs/v2a_demo_timbre.yaml: from c's weights, the sync encoder's colour-blind timbre branch and the model's
+#       harmonic head (f0 from the sync features, overtones from the timbre channels, rendered to a log-mel map
+#       that replaces the bands; 4800 steps: the head reads the shape of unseen pairs)
+#    e. configs/v2a_demo_swap.yaml: from d's weights, half the one-object windows heard with another shape's
+#       timbre (timbre_swap; 2400 steps: the denoiser plays the map's overtones, not the pair it saw)
+for phase in v2a:v2a_demo v2a_tune:v2a_demo_tune v2a_bands:v2a_demo_bands v2a_timbre:v2a_demo_timbre; do
+  if [ ! -f "$ROOT/${phase%%:*}/final/v2a_components.json" ]; then  # (a finished run would only load its clips again)
+    "$LV" train-v2a "configs/${phase#*:}.yaml" encoders.audio_vae="$AUDIO_VAE" --no-progress
+  fi
+done
+"$LV" train-v2a configs/v2a_demo_swap.yaml encoders.audio_vae="$AUDIO_VAE" "${V2A_ARGS[@]}" --no-progress
 
 # 4. the pipeline folder: the trained parts, the frozen encoders the features were made with, Griffin-Lim
 PIPE=$V2A_RUN/pipeline
 if [ ! -f "$PIPE/model_index.json" ] || [ "$V2A_RUN/final/v2a_components.json" -nt "$PIPE/model_index.json" ]; then
-  "$PY" -m lumina_video.training.v2a_export configs/v2a_demo_bands.yaml "$PIPE" encoders.audio_vae="$AUDIO_VAE" \
+  "$PY" -m lumina_video.training.v2a_export configs/v2a_demo_swap.yaml "$PIPE" encoders.audio_vae="$AUDIO_VAE" \
       "${V2A_ARGS[@]}"
 fi
 

@@ -56,7 +56,7 @@ V2A_CLASSES = {"transformer": ("V2ANextDiT",), "audio_vae": ("AudioVAE",), "voco
 GRIFFIN_LIM_FILE = "griffin_lim.json"
 DEFAULT_V2A_MODEL_DIR = Path(__file__).parents[1] / "demo_v2a_model"  # the bundled V2A demo model
 NOT_INSTALLED = ("the bundled V2A demo model is not installed ({} is missing): build it with `make v2a-demo-model` "
-                 "(it ends with `lumina-video demo install --v2a runs/v2a_demo/v2a_bands/pipeline`); or pass a V2A "
+                 "(it ends with `lumina-video demo install --v2a runs/v2a_demo/v2a_swap/pipeline`); or pass a V2A "
                  "pipeline folder")
 V2A_DEFAULTS = dict(num_inference_steps=25, guidance_scale=3.5, max_seconds=10.0, clip_rate=8.0)
 OUTPUT_TYPES = ("np", "latent")
