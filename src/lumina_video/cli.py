@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "train a Lumina-V2A model (audio latents from video, text and sync features)"),
     "synth": ("lumina_video.data.synthetic",
               "render the synthetic dataset (clips, images, manifest with ground truth)"),
-    "synth-av": ("lumina_video.data.synthetic_av",
+    "synth-av": ("lumina_video.data.synthetic_av_cli",
                  "render the synthetic audio-visual dataset (clips with sound, impact times)"),
     "train": ("lumina_video.training.cli", "train a model: multi-task, multi-scale flow matching (YAML config)"),
     "export": ("lumina_video.training.export",

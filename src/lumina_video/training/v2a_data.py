@@ -198,6 +198,21 @@ class V2AClips:
         """The number of whole-second window starts of clip `index`."""
         return self.clips[index].seconds - self.cfg.window_seconds + 1
 
+    def draw_swap(self, index: int, g: torch.Generator, p: float, sync_dropped: bool) -> tuple | None:
+        """(shape, donor clip, donor offset) of a timbre swap of clip `index` with probability p, or None (no
+        swaps, a dropped sync condition, no donor); draws the same four numbers from `g` either way."""
+        u, pick, donor_pick, donor_offset = torch.rand(4, generator=g).tolist()
+        clip = self.clips[index]
+        if u >= p or sync_dropped or not clip.swaps:
+            return None
+        shapes = sorted(clip.swaps)
+        shape = shapes[min(int(pick * len(shapes)), len(shapes) - 1)]
+        donors = self.donors[shape]
+        if not donors:
+            return None
+        d = donors[min(int(donor_pick * len(donors)), len(donors) - 1)]
+        return shape, d, min(int(donor_offset * self.offsets(d)), self.offsets(d) - 1)
+
     def window(self, index: int, offset: int = 0, visual_from: int | None = None,
                swap: tuple[str, int, int] | None = None) -> dict:
         """The window [offset, offset + window) s of clip `index` as the model's keyword inputs of one item

@@ -250,7 +250,7 @@ class V2AFamily:
             noise.append(torch.randn(items[-1]["latent"].shape, generator=g))
             drops.append(torch.rand(len(DROPS), generator=g) < torch.tensor([getattr(cfg, f"drop_{n}") for n in DROPS]))
             if cfg.timbre_swap:
-                swap = self.draw_swap(i, offset, g, bool(drops[-1][DROPS.index("sync")]))
+                swap = self.clips.draw_swap(i, g, cfg.timbre_swap, bool(drops[-1][DROPS.index("sync")]))
                 if swap is not None:
                     items[-1] = self.clips.window(i, offset, swap=swap)
                     drops[-1][DROPS.index("text")] = True  # the caption names the shape the sound no longer has
@@ -260,22 +260,6 @@ class V2AFamily:
         flags = torch.stack(drops)  # (b, 3)
         t = time_shift(torch.cat(ts), cfg.shift)
         return collate(items), t, torch.stack(noise), {f"drop_{n}": flags[:, k] for k, n in enumerate(DROPS)}
-
-    def draw_swap(self, i: int, offset: int, g: torch.Generator, sync_dropped: bool) -> tuple | None:
-        """(shape, donor clip, donor offset) of a timbre swap of item (i, offset), or None (module docstring);
-        draws the same four numbers from `g` either way."""
-        u, pick, donor_pick, donor_offset = torch.rand(4, generator=g).tolist()
-        clip = self.clips.clips[i]
-        if u >= self.cfg.timbre_swap or sync_dropped or not clip.swaps:
-            return None
-        shapes = sorted(clip.swaps)
-        shape = shapes[min(int(pick * len(shapes)), len(shapes) - 1)]
-        donors = self.clips.donors[shape]
-        if not donors:
-            return None
-        d = donors[min(int(donor_pick * len(donors)), len(donors) - 1)]
-        n_off = self.clips.offsets(d)
-        return shape, d, min(int(donor_offset * n_off), n_off - 1)
 
     def conditions(self, batch: dict) -> dict:
         """The model's keyword inputs of a collated batch: sync frames through the (trained) sync encoder; a
