@@ -141,12 +141,8 @@ class V2AClips:
         enc, rate = self.enc, round(self.cfg.clip_rate)
         duration = min(len(wave) / SAMPLE_RATE, len(frames) / _fps(times))
         n = max(self.cfg.window_seconds, math.ceil(duration - 1e-6))
-        wave = np.pad(wave, (0, max(0, n * SAMPLE_RATE - len(wave))))[: n * SAMPLE_RATE]
-        mel = self.mel(torch.from_numpy(wave.astype(np.float32))[None])[:, : n * 100]  # (1, 100 n, 64)
-        latent = enc.vae.encode(mel)[0].float().cpu()  # (C, 25 n, M)
+        wave, mel, latent, harmonics = self._sound(wave, n)
         envelope = audio_envelope(mel[0], latent.shape[1])  # (25 n, 2 + 64)
-        harmonics = (audio_harmonics(wave, latent.shape[1], self.n_harmonics, self.mel)
-                     if self.n_harmonics else None)  # (25 n, 3 + K - 1)
         visual, v_times = enc.clip.encode_video(frames, times, rate=rate, duration=n)  # (rate n, Dv)
         sync_in, s_times = enc.sync.prepare(frames, times, duration=n)  # (25 n, C, S, S)
         sync = sync_in.cpu() if enc.train_sync else enc.sync(sync_in[None])[0].float().cpu()
@@ -154,34 +150,33 @@ class V2AClips:
         shape = objects[0].get("shape") if len(objects) == 1 else None
         swaps = None
         if self.synth_seed is not None and shape in SHAPES and objects[0].get("motion") != "still":
-            swaps = self._swaps(record, wave, n, latent.shape[1])
+            swaps = self._swaps(record, wave, n)
         return Clip(record, n, latent, visual.float().cpu(), torch.from_numpy(v_times < duration),
                     sync, torch.from_numpy(s_times < duration), text, text_mask, envelope, harmonics, shape, swaps)
 
-    def _swaps(self, record: dict, wave: np.ndarray, n: int, frames: int) -> dict | None:
+    def _sound(self, wave: np.ndarray, n: int) -> tuple:
+        """(wave zero-padded to n s, its log-mel (1, 100 n, 64), latent (C, 25 n, M), harmonic targets
+        (25 n, 3 + K - 1) or None): what a clip's sound, or its timbre swap's, is turned into."""
+        wave = np.pad(wave, (0, max(0, n * SAMPLE_RATE - len(wave))))[: n * SAMPLE_RATE]
+        mel = self.mel(torch.from_numpy(wave.astype(np.float32))[None])[:, : n * 100]
+        latent = self.enc.vae.encode(mel)[0].float().cpu()
+        harmonics = audio_harmonics(wave, latent.shape[1], self.n_harmonics, self.mel) if self.n_harmonics else None
+        return wave, mel, latent, harmonics
+
+    def _swaps(self, record: dict, wave: np.ndarray, n: int) -> dict | None:
         """{other shape: (latent, harmonics)} of the clip's sound (`wave`, padded to n s) with that shape's
         timbre (module docstring); None (counted) when its sound does not render again to its wav."""
         from ..data.synthetic_av import resound
 
-        def padded(w):  # as the clip's own wave: zero-padded to n s
-            return np.pad(w, (0, max(0, n * SAMPLE_RATE - len(w))))[: n * SAMPLE_RATE]
-
         try:
-            again = padded(resound(record, self.synth_seed))
+            again = np.pad(resound(record, self.synth_seed), (0, n * SAMPLE_RATE))[: n * SAMPLE_RATE]
         except (KeyError, TypeError, ValueError):
             again = None
         if again is None or np.abs(again - wave).max() > 2 / 32768:
             self.unswappable += 1
             return None
-        out = {}
-        for other in SHAPES:
-            if other == record["objects"][0]["shape"]:
-                continue
-            w = padded(resound(record, self.synth_seed, other))
-            mel = self.mel(torch.from_numpy(w.astype(np.float32))[None])[:, : n * 100]
-            out[other] = (self.enc.vae.encode(mel)[0].float().cpu(),
-                          audio_harmonics(w, frames, self.n_harmonics, self.mel) if self.n_harmonics else None)
-        return out
+        return {other: self._sound(resound(record, self.synth_seed, other), n)[2:]
+                for other in SHAPES if other != record["objects"][0]["shape"]}
 
     def report(self) -> str:
         kept = f"{len(getattr(self, 'clips', []))} clips"
