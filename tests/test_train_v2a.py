@@ -317,3 +317,23 @@ def test_timbre_swaps_hear_a_clip_with_another_shapes_timbre_and_the_donors_timb
     with pytest.raises(ConfigError, match="timbre swaps need a synth-av dataset"):
         train_v2a(v2a_cfg(clips_and_vae, tmp_path / "y", steps=1, timbre_swap=0.5, **heads,
                           **{"data.manifest": alone / "manifest.jsonl"}), progress=False)
+
+
+def test_sync_flip_mirrors_the_drawn_windows_frames_and_flicker_changes_them(clips_and_vae, tmp_path):
+    from lumina_video.training.data import item_generator
+
+    fam = train_v2a(v2a_cfg(clips_and_vae, tmp_path / "f", steps=1, checkpoint_every=1, sync_flip=1.0),
+                    progress=False)["family"]
+    batch = fam.draw(0)[0]
+    for slot in range(fam.cfg.batch_size):  # the clip and offset each slot draws first (module docstring)
+        g = item_generator(fam.cfg.seed, 0, "v2a", slot)
+        i = int(torch.randint(len(fam.clips), (1,), generator=g))
+        offset = int(torch.randint(fam.clips.offsets(i), (1,), generator=g))
+        window = fam.clips.window(i, offset)
+        assert torch.equal(batch["sync"][slot], torch.flip(window["sync"], dims=[-1]))
+        assert torch.equal(batch["latent"][slot], window["latent"])  # the sound is the window's own
+    fam.cfg.sync_flip, fam.cfg.sync_flicker = 0.0, 0.05
+    noisy = fam.draw(0)[0]
+    assert torch.equal(noisy["latent"], batch["latent"]) and noisy["sync"].dtype == torch.float16
+    assert not torch.equal(noisy["sync"], torch.flip(batch["sync"], dims=[-1]))
+    assert float((noisy["sync"].float() - torch.flip(batch["sync"], dims=[-1]).float()).abs().max()) < 0.5

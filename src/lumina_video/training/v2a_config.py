@@ -72,6 +72,8 @@ class V2ATrainConfig:
     sync_target_weight: float = 0.0   # the auxiliary envelope loss of the sync encoder (module docstring)
     sync_target: str = "envelope"     # or "envelope+mel"
     timbre_swap: float = 0.0          # share of one-object windows heard with another shape's timbre (v2a_trainer)
+    sync_flip: float = 0.0            # probability of mirroring a window's sync frames (v2a_augment.py)
+    sync_flicker: float = 0.0         # the largest per-frame flicker amplitude of the sync frames (v2a_augment.py)
     init_transformer: str = ""        # a V2ANextDiT folder to start from (module docstring)
     checkpoint_every: int = 250
     keep_last: int = 2
@@ -125,6 +127,14 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
     if cfg.timbre_swap and not cfg.arch.sync_timbre_dim:
         raise ConfigError("config key 'timbre_swap' needs arch.sync_timbre_dim > 0 (a swap replaces the timbre "
                           "channels the harmonic head reads)")
+    if not 0 <= cfg.sync_flip <= 1:
+        raise ConfigError(f"config key 'sync_flip' must be a probability in [0, 1], got {cfg.sync_flip}")
+    if not 0 <= cfg.sync_flicker <= 1:
+        raise ConfigError(f"config key 'sync_flicker' must be an amplitude in [0, 1] (frames are in [-1, 1]), "
+                          f"got {cfg.sync_flicker}")
+    if (cfg.sync_flip or cfg.sync_flicker) and not cfg.encoders.train_sync:
+        raise ConfigError("config keys 'sync_flip' and 'sync_flicker' augment the sync encoder's frames: they need "
+                          "a trained sync encoder (encoders.train_sync: true)")
     for name in DROPS:
         p = getattr(cfg, f"drop_{name}")
         if not 0 <= p <= 1:

@@ -89,7 +89,7 @@ class Clip:
     latent: torch.Tensor         # (C, 25 n, M)
     visual: torch.Tensor         # (rate n, Dv)
     visual_mask: torch.Tensor    # (rate n,) bool
-    sync: torch.Tensor           # (25 n, C, S, S) prepared frames, or (25 n, Ds) frozen features
+    sync: torch.Tensor           # (25 n, C, S, S) prepared frames (float16), or (25 n, Ds) frozen features
     sync_mask: torch.Tensor      # (25 n,) bool
     text: torch.Tensor           # (L, Dt)
     text_mask: torch.Tensor      # (L,) bool
@@ -145,7 +145,7 @@ class V2AClips:
         envelope = audio_envelope(mel[0], latent.shape[1])  # (25 n, 2 + 64)
         visual, v_times = enc.clip.encode_video(frames, times, rate=rate, duration=n)  # (rate n, Dv)
         sync_in, s_times = enc.sync.prepare(frames, times, duration=n)  # (25 n, C, S, S)
-        sync = sync_in.cpu() if enc.train_sync else enc.sync(sync_in[None])[0].float().cpu()
+        sync = sync_in.half().cpu() if enc.train_sync else enc.sync(sync_in[None])[0].float().cpu()  # fp16: half the memory
         objects = record.get("objects") or []
         shape = objects[0].get("shape") if len(objects) == 1 else None
         swaps = None

@@ -28,6 +28,7 @@ text is dropped (the caption names the shape). Frames, CLIP features and the res
 show the clip's own shape, so on swapped items only the timbre channels, through the harmonic map, tell the
 overtones: the denoiser learns to play the map's overtones instead of the (colour, shape) pair it saw, which
 held-out pairs need. The envelope targets stay the clip's own (the head reads its frames).
+Then (`sync_flip`, `sync_flicker` > 0) it draws its sync frames' mirror and flicker (v2a_augment.py).
 
 The auxiliary target (`sync_target_weight` > 0, a trained sync encoder only) gives the sync encoder a direct
 signal of *when* the sound changes, read from the soundtrack alone (self-supervised, like an audio-visual sync
@@ -92,6 +93,7 @@ from .v2a_config import (
     V2ATrainConfig,
     load_v2a_config,
 )
+from .v2a_augment import augment_sync
 from .v2a_data import Encoders, V2AClips, collate
 
 
@@ -257,6 +259,8 @@ class V2AFamily:
                 else:
                     items[-1]["timbre_sync"] = items[-1]["sync"]
                 items[-1]["swapped"] = torch.tensor(swap is not None)
+            if cfg.sync_flip or cfg.sync_flicker:  # frames only (a trained sync encoder): v2a_augment.py
+                items[-1]["sync"] = augment_sync(items[-1]["sync"], g, cfg.sync_flip, cfg.sync_flicker)
         flags = torch.stack(drops)  # (b, 3)
         t = time_shift(torch.cat(ts), cfg.shift)
         return collate(items), t, torch.stack(noise), {f"drop_{n}": flags[:, k] for k, n in enumerate(DROPS)}
