@@ -145,7 +145,8 @@ class V2AClips:
         envelope = audio_envelope(mel[0], latent.shape[1])  # (25 n, 2 + 64)
         visual, v_times = enc.clip.encode_video(frames, times, rate=rate, duration=n)  # (rate n, Dv)
         sync_in, s_times = enc.sync.prepare(frames, times, duration=n)  # (25 n, C, S, S)
-        sync = sync_in.half().cpu() if enc.train_sync else enc.sync(sync_in[None])[0].float().cpu()  # fp16: half the memory
+        # frames kept in float16 (half the memory), or the frozen encoder's features
+        sync = sync_in.half().cpu() if enc.train_sync else enc.sync(sync_in[None])[0].float().cpu()
         objects = record.get("objects") or []
         shape = objects[0].get("shape") if len(objects) == 1 else None
         swaps = None

@@ -85,6 +85,7 @@ from .data import item_generator
 from .distributed import DistEnv
 from .ema import EMA
 from .loop import Stage, TrainState, apply_hyperparameters, run_one_process
+from .v2a_augment import augment_sync
 from .v2a_config import (
     COMPONENTS_NAME,
     DROPS,
@@ -93,7 +94,6 @@ from .v2a_config import (
     V2ATrainConfig,
     load_v2a_config,
 )
-from .v2a_augment import augment_sync
 from .v2a_data import Encoders, V2AClips, collate
 
 
