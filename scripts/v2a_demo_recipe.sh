@@ -11,7 +11,7 @@ LV="${LV:-.venv/bin/lumina-video}"
 PY="${PY:-.venv/bin/python}"
 ROOT=runs/v2a_demo
 DATA=$ROOT/data
-V2A_RUN="${V2A_RUN:-$ROOT/v2a_swap}"
+V2A_RUN="${V2A_RUN:-$ROOT/v2a_robust}"
 V2A_ARGS=(run_dir="$V2A_RUN")
 [ -n "${V2A_STEPS:-}" ] && V2A_ARGS+=(steps="$V2A_STEPS")
 # (colour, shape) pairs the V2A model never hears: the video demo's held-out pairs (lumina_video/demo/experiments.py)
@@ -24,13 +24,21 @@ if [ ! -f "$DATA/manifest.jsonl" ]; then
   "$LV" synth-av "$DATA" --n 1200 --size 128 --seed 0 --holdout "$HOLDOUT" --no-progress
 fi
 
+# 1b. more clips for the last phase (3f): the same generator and seed, 3000 clips, so the first 1200 are step 1's
+#    (hard-linked, not rendered again) and the held-out pairs stay in data_big/heldout.jsonl, unused
+if [ ! -f "$ROOT/data_big/manifest.jsonl" ]; then
+  mkdir -p "$ROOT/data_big"
+  [ -d "$ROOT/data_big/clips" ] || cp -al "$DATA/clips" "$ROOT/data_big/clips"
+  "$LV" synth-av "$ROOT/data_big" --n 3000 --size 128 --seed 0 --holdout "$HOLDOUT" --no-progress
+fi
+
 # 2. the audio VAE (configs/audio_vae_demo.yaml) on the training clips; a finished run only re-exports
 if [ -z "${AUDIO_VAE:-}" ]; then
   "$LV" train-audio-vae configs/audio_vae_demo.yaml --no-progress
   AUDIO_VAE=$ROOT/audio_vae/final
 fi
 
-# 3. the V2A-S denoiser and the sync encoder trained together, in five phases that resume from their checkpoints:
+# 3. the V2A-S denoiser and the sync encoder trained together, in six phases that resume from their checkpoints:
 #    a. configs/v2a_demo.yaml: from scratch, the sync encoder's auxiliary head predicting the sound's onset strength
 #       and loudness (4600 steps: the onsets)
 #    b. configs/v2a_demo_tune.yaml: from a's weights, the head also predicting the log-mel bands (4000 steps: the
@@ -42,17 +50,23 @@ fi
 #       that replaces the bands; 4800 steps: the head reads the shape of unseen pairs)
 #    e. configs/v2a_demo_swap.yaml: from d's weights, half the one-object windows heard with another shape's
 #       timbre (timbre_swap; 2400 steps: the denoiser plays the map's overtones, not the pair it saw)
-for phase in v2a:v2a_demo v2a_tune:v2a_demo_tune v2a_bands:v2a_demo_bands v2a_timbre:v2a_demo_timbre; do
+#    f. configs/v2a_demo_robust.yaml: from e's weights, on step 1b's 2.6x clips, the sync frames mirrored and
+#       flickered (sync_flip, sync_flicker; 2000 steps: the sync encoder finds new clips' impacts, and generated
+#       videos' flicker is not motion)
+for phase in v2a:v2a_demo v2a_tune:v2a_demo_tune v2a_bands:v2a_demo_bands v2a_timbre:v2a_demo_timbre \
+             v2a_swap:v2a_demo_swap; do
   if [ ! -f "$ROOT/${phase%%:*}/final/v2a_components.json" ]; then  # (a finished run would only load its clips again)
     "$LV" train-v2a "configs/${phase#*:}.yaml" encoders.audio_vae="$AUDIO_VAE" --no-progress
   fi
 done
-"$LV" train-v2a configs/v2a_demo_swap.yaml encoders.audio_vae="$AUDIO_VAE" "${V2A_ARGS[@]}" --no-progress
+if [ -n "${V2A_STEPS:-}" ] || [ ! -f "$V2A_RUN/final/v2a_components.json" ]; then
+  "$LV" train-v2a configs/v2a_demo_robust.yaml encoders.audio_vae="$AUDIO_VAE" "${V2A_ARGS[@]}" --no-progress
+fi
 
 # 4. the pipeline folder: the trained parts, the frozen encoders the features were made with, Griffin-Lim
 PIPE=$V2A_RUN/pipeline
 if [ ! -f "$PIPE/model_index.json" ] || [ "$V2A_RUN/final/v2a_components.json" -nt "$PIPE/model_index.json" ]; then
-  "$PY" -m lumina_video.training.v2a_export configs/v2a_demo_swap.yaml "$PIPE" encoders.audio_vae="$AUDIO_VAE" \
+  "$PY" -m lumina_video.training.v2a_export configs/v2a_demo_robust.yaml "$PIPE" encoders.audio_vae="$AUDIO_VAE" \
       "${V2A_ARGS[@]}"
 fi
 
