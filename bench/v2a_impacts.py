@@ -15,7 +15,6 @@ clips has learnt its training clips (a sync encoder trained too long on too few 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from lumina_video.data.video_io import read_video
 from lumina_video.encoders.clips import frame_times
 from lumina_video.pipeline.v2a import LuminaV2APipeline
+from lumina_video.training.audio_data import read_records
 
 sys.path.insert(0, str(Path(__file__).parent))
 from v2a_probe import load_checkpoint  # noqa: E402  (a sibling script)
@@ -47,8 +47,7 @@ def impact_readings(pipe, manifest: Path, n: int) -> list[dict]:
     """[{clip, time, kind, peak}] for each impact of the first n clips: peak = the head's largest predicted onset
     strength within +-2 sync frames."""
     out = []
-    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()][:n]
-    for r in records:
+    for r in read_records(manifest)[:n]:
         if not r.get("impacts"):
             continue
         frames, fps = read_video(manifest.parent / r["path"])
@@ -58,7 +57,7 @@ def impact_readings(pipe, manifest: Path, n: int) -> list[dict]:
         moving = sum(o["motion"] != "still" for o in r["objects"])
         for imp in r["impacts"]:
             k = int(np.searchsorted(np.asarray(times), imp["time"]))
-            out.append(dict(clip=Path(r["path"]).stem, time=imp["time"], duration=r["duration"],
+            out.append(dict(clip=Path(r["path"]).stem, time=imp["time"],
                             kind=f"{moving} moving, {r['objects'][imp['object']]['motion']}",
                             peak=float(onset[max(k - 2, 0):k + 3].max())))
     return out
