@@ -2,10 +2,12 @@
 seeds (a batch equals single runs), output length = the video's duration, the command's three files, and bad
 inputs refused in one line with nothing written."""
 import json
+import math
 import wave
 
 import numpy as np
 import pytest
+import torch
 
 from lumina_video.audio import AudioVAE, audio_duration, tiny_audio_vae_config
 from lumina_video.data.video_io import read_video, write_image, write_video
@@ -77,10 +79,35 @@ def test_output_length_matches_the_video_duration(pipe, n, fps, seconds):
     out = pipe(clip(n), fps=fps, seed=0, num_inference_steps=1, progress=False)
     assert out.audio.shape == (1, round(seconds * 16000)) and out.audio.dtype == np.float32
     assert out.sample_rate == 16000 and out.seconds == [pytest.approx(seconds)]
-    assert out.latents.shape[2] == -(-round(seconds * 25) // pipe.transformer.cfg.patch_time)
+    padded = math.ceil(seconds - 1e-9)  # the latent covers whole seconds (pad_seconds 1), the wave the video
+    assert out.latents.shape[2] == -(-round(padded * 25) // pipe.transformer.cfg.patch_time)
     assert np.isfinite(out.audio).all()
     by_times = pipe(clip(n), times=np.arange(n) / fps, seed=0, num_inference_steps=1, progress=False)
     np.testing.assert_array_equal(by_times.audio, out.audio)
+
+
+def test_features_are_encoded_over_whole_seconds_and_cut_at_the_video_end(pipe):
+    """A 1.5 s video: the encoders see 2 s (the last frame held), the model gets the features before 1.5 s;
+    pad_seconds 0 encodes the 1.5 s alone and makes a 1.5 s latent."""
+    from lumina_video.encoders.clips import frame_times
+
+    video = clip(36)
+    cond = pipe.encode_video([(video, frame_times(36, 24.0))], 1.5)
+    whole, times = pipe.sync_encoder.encode(video, frame_times(36, 24.0), duration=2.0)
+    assert float(cond["sync_times"].max()) < 1.5 and cond["sync"].shape[1] == int((times < 1.5).sum()) == 38
+    torch.testing.assert_close(cond["sync"][0], whole[times < 1.5].float())
+    assert float(cond["visual_times"].max()) < 1.5 and cond["visual"].shape[1] == 12  # 8 per second
+    pipe.defaults["pad_seconds"] = 0
+    try:
+        out = pipe(video, fps=24, seed=0, num_inference_steps=1, output_type="latent", progress=False)
+        exact, times = pipe.sync_encoder.encode(video, frame_times(36, 24.0), duration=1.5)
+        cut = pipe.encode_video([(video, frame_times(36, 24.0))], 1.5)["sync"][0]
+    finally:
+        pipe.defaults["pad_seconds"] = 1.0
+    assert out.latents.shape[2] == 38 and cut.shape[0] == 37  # the grid ends before 1.5 s: 0 .. 1.44 s
+    torch.testing.assert_close(cut, exact.float())
+    torch.testing.assert_close(cut[:30], cond["sync"][0, :30])  # the same away from the end
+    assert not torch.allclose(cut[-3:], cond["sync"][0, 34:37])  # near it, the edge vs the held frame
 
 
 def test_latent_output_and_the_text_condition_drop(pipe):

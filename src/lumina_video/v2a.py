@@ -35,6 +35,8 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of video 0 (video i: seed + i; default: random)")
     p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's)")
     p.add_argument("--guidance-scale", type=float, default=None, help="CFG scale s of v_c + s (v_c - v_u); 0 = off")
+    p.add_argument("--voicing-gate", type=float, default=None, metavar="P",
+                   help="silence where the sync head's voicing stays below P (default: the model's; 0 = no gate)")
     p.add_argument("--model", metavar="DIR", default=None, help=MODEL_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace existing NAME.mp4/.wav/.json")
@@ -103,19 +105,21 @@ def settings_record(args, path: Path, model: Path, seed: int, frames, fps: float
             "seed": seed, "num_inference_steps": out["steps"], "guidance_scale": out["scale"],
             "seconds": out["seconds"], "fps": fps, "frames": int(len(frames)),
             "size": [int(frames.shape[2]), int(frames.shape[1])], "sample_rate": out["sample_rate"],
-            "samples": out["samples"], "timings": out["timings"]}
+            "samples": out["samples"], "voicing_gate": out["gate"], "gated": out["gated"], "timings": out["timings"]}
 
 
 def cli_main(args) -> int:
     from .audio import write_video_with_audio, write_wav
     from .generate import audio_model_dir, check_writable
     from .pipeline.v2a import LuminaV2APipeline
+    from .pipeline.v2a_gate import check_gate
 
     videos, out_dir = [Path(v) for v in args.videos], Path(args.out)
     model = audio_model_dir(args.model)  # the bundled one by default; not installed: from_pretrained says so
     pipe = LuminaV2APipeline.from_pretrained(model)
     steps = pipe.defaults["num_inference_steps"] if args.steps is None else args.steps
     scale = pipe.defaults["guidance_scale"] if args.guidance_scale is None else args.guidance_scale
+    gate = check_gate(pipe.defaults["voicing_gate"] if args.voicing_gate is None else args.voicing_gate)
     if args.captions and args.prompt is not None:
         raise ValueError("give --prompt (one text for every video) or --captions (each video's own), not both")
     prompts = read_captions(args.captions, videos) if args.captions else [args.prompt] * len(videos)
@@ -128,13 +132,13 @@ def cli_main(args) -> int:
     for i, (path, (frames, fps), dest, prompt) in enumerate(zip(videos, clips, targets, prompts)):
         t0 = time.perf_counter()
         out = pipe(frames, prompt, fps=fps, seed=seed + i, num_inference_steps=steps, guidance_scale=scale,
-                   progress=not args.no_progress)
+                   voicing_gate=gate, progress=not args.no_progress)
         wave = out.audio[0]
         write_wav(dest[".wav"], wave, out.sample_rate)
         write_video_with_audio(dest[".mp4"], frames, fps, wave, out.sample_rate)
         timings = dict(out.timings, total_s=time.perf_counter() - t0)
         record = dict(prompt=prompt, steps=steps, scale=scale, seconds=out.seconds[0], sample_rate=out.sample_rate,
-                      samples=int(len(wave)), timings=timings)
+                      samples=int(len(wave)), timings=timings, gate=gate, gated=out.gated and out.gated[0])
         files.write_json(dest[".json"], settings_record(args, path, model, seed + i, frames, fps, record))
         print(f"{dest['.mp4']}  ({out.seconds[0]:.2f} s, seed {seed + i}, {timings['total_s']:.1f} s)")
     return 0

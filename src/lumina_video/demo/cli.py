@@ -74,7 +74,7 @@ def add_cli_arguments(parser) -> None:
                        "pipeline as the bundled V2A model (fp16 transformer and sync encoder, at most 20 MiB). The "
                        "folder appears whole or not at all.")
     p.add_argument("pipeline_dir", help="the trained pipeline folder, e.g. runs/demo/dit/final, or with --v2a "
-                                        "runs/v2a_demo/v2a_swap/pipeline")
+                                        "runs/v2a_demo/v2a_robust/pipeline")
     _folder_options(p, "--target", "a V2A pipeline (LuminaV2APipeline) -> lumina_video/demo_v2a_model")
     p = sub.add_parser("verify", help="check the bundled models' files against the recorded checksums",
                        description="Check every file of the model folder against the recorded checksums (no "

@@ -1,16 +1,22 @@
 """LuminaV2APipeline, a diffusers `DiffusionPipeline`: a silent video (+ an optional prompt) -> a soundtrack,
 in the steps of `__call__`:
 
-    1. check_inputs      frames and times, duration (one latent frame .. `max_seconds`), prompts, steps, scale
+    1. check_inputs      frames and times, duration D (one latent frame .. `max_seconds`), prompts, steps, scale
     2. encode_video      CLIP frame features (B, Fv, Dv) at k / clip_rate s, sync features (B, Ns, Ds) at their
-                         times: the frames are put on each encoder's grid by timestamp (encoders/clips.py)
+                         times: the frames are put on each encoder's grid by timestamp (encoders/clips.py) over
+                         the padded length P = D rounded up to a multiple of `pad_seconds` (the last frame held
+                         after the video's end), then the features at or after D are dropped (the model holds the
+                         last one). This is how training saw a clip end inside its window; encoding on a grid
+                         that ends at D put a spurious onset at the end of most clips
     3. encode_prompt     text features (B, L, Dt) + mask; prompt None -> "" with the text condition dropped
-    4. prepare_latents   noise (B, C, T, M), T = ceil_pt(round(duration * latent_rate)), M = n_mels / f,
+    4. prepare_latents   noise (B, C, T, M), T = ceil_pt(round(P * latent_rate)), M = n_mels / f,
                          item i from a CPU generator seeded with seed + i (a batch equals single runs)
     5. denoise           Euler on t_k = k / steps (t = 0 noise -> 1 data): x += dt * v, guided
                          v = v_c + s (v_c - v_u) (sampling/guidance.py), v_u with every condition dropped
     6. decode            mel = audio_vae.decode(x) (B, f T, n_mels); wave = vocoder(mel) (B, hop f T),
-                         cropped / zero-padded to round(duration * sample_rate) samples
+                         cropped / zero-padded to round(D * sample_rate) samples
+    7. gate              wave *= the voicing gate's gain (pipeline/v2a_gate.py): silence where the sync head's
+                         voicing stays below `voicing_gate` (a model with the harmonic sync head; 0: off)
 
 The folder (save_pretrained / from_pretrained), model_index.json `_format_version` 1:
     transformer/   V2ANextDiT folder (config.json + model.safetensors)
@@ -20,7 +26,7 @@ The folder (save_pretrained / from_pretrained), model_index.json `_format_versio
     clip/          transformers CLIP vision folder (+ preprocessor_config.json)
     text_encoder/ + tokenizer/   TextEncoder's folders (the bundled MiniLM saved as a reference)
     model_index.json   each part as [module, class], `defaults` (num_inference_steps, guidance_scale,
-                       max_seconds, clip_rate)
+                       max_seconds, clip_rate, pad_seconds, voicing_gate; a key it lacks takes V2A_DEFAULTS')
 The parts are loaded by the class names in model_index.json from the modules that export them
 (`lumina_video.audio` etc., as diffusers' loader resolves a library by name), so this module needs none of
 them at import time. Every part computes in float32 except the transformer (`dtype`).
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +47,10 @@ from diffusers.utils import BaseOutput
 
 from .. import __version__, files
 from .._checks import is_int, is_number
-from ..encoders.clips import check_times, clip_duration, frame_times
 from ..sampling.guidance import guide
 from .frames import timed
+from .v2a_gate import GATE_HOLD_S, check_gate, gate_gain, sync_voicing
+from .v2a_inputs import prompt_list, video_items, video_seconds
 
 __all__ = ["LuminaV2APipeline", "LuminaV2APipelineOutput", "V2A_DEFAULTS", "V2A_PARTS", "video_items",
            "video_seconds", "check_components", "read_index", "DEFAULT_V2A_MODEL_DIR"]
@@ -56,16 +64,18 @@ V2A_CLASSES = {"transformer": ("V2ANextDiT",), "audio_vae": ("AudioVAE",), "voco
 GRIFFIN_LIM_FILE = "griffin_lim.json"
 DEFAULT_V2A_MODEL_DIR = Path(__file__).parents[1] / "demo_v2a_model"  # the bundled V2A demo model
 NOT_INSTALLED = ("the bundled V2A demo model is not installed ({} is missing): build it with `make v2a-demo-model` "
-                 "(it ends with `lumina-video demo install --v2a runs/v2a_demo/v2a_swap/pipeline`); or pass a V2A "
+                 "(it ends with `lumina-video demo install --v2a runs/v2a_demo/v2a_robust/pipeline`); or pass a V2A "
                  "pipeline folder")
-V2A_DEFAULTS = dict(num_inference_steps=25, guidance_scale=3.5, max_seconds=10.0, clip_rate=8.0)
+V2A_DEFAULTS = dict(num_inference_steps=25, guidance_scale=3.5, max_seconds=10.0, clip_rate=8.0, pad_seconds=1.0,
+                    voicing_gate=0.5)
 OUTPUT_TYPES = ("np", "latent")
 
 
 @dataclass
 class LuminaV2APipelineOutput(BaseOutput):
     """audio: (B, N) float32 waveforms at `sample_rate` (None for output_type "latent"); latents (B, C, T, M);
-    seeds (item i used seeds[i], None with a generator); seconds: the duration of each item; timings (s)."""
+    seeds (item i used seeds[i], None with a generator); seconds: the duration of each item; timings (s);
+    gated: the share of each item's samples the voicing gate silenced (None: no gate)."""
 
     audio: np.ndarray | None
     sample_rate: int
@@ -73,62 +83,7 @@ class LuminaV2APipelineOutput(BaseOutput):
     latents: torch.Tensor
     seconds: list[float]
     timings: dict = field(default_factory=dict)
-
-
-def _as_frames(x) -> np.ndarray:
-    """One video as (F, H, W, 3) uint8 NumPy; one-line ValueError for a still image, no frames or other arrays."""
-    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    if arr.ndim == 3 and arr.shape[-1] == 3:
-        raise ValueError(f"a still image {tuple(arr.shape)} is not a video; pass frames (F, H, W, 3) with times or fps")
-    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-        raise ValueError(f"a video must be uint8 frames (F, H, W, 3), got {arr.dtype} {tuple(arr.shape)}")
-    if arr.shape[0] == 0:
-        raise ValueError("the video has zero frames")
-    return arr
-
-
-def video_items(video, times=None, fps=None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """[(frames (F, H, W, 3) uint8, times (F,) s)] per item. `video`: frames (F, H, W, 3), a batch
-    (B, F, H, W, 3) or a list of videos, or the video pipeline's output (`.frames`); with `times` ((F,) or
-    one per item) or `fps` (constant-rate times i / fps); a `.fps` attribute of `video` serves as fps."""
-    if hasattr(video, "frames"):
-        fps = getattr(video, "fps", None) if fps is None else fps
-        video = video.frames
-    if isinstance(video, (list, tuple)):
-        clips = [_as_frames(v) for v in video]
-    else:
-        arr = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
-        clips = [_as_frames(v) for v in arr] if arr.ndim == 5 else [_as_frames(arr)]
-    if not clips:
-        raise ValueError("no videos given")
-    if (times is None) == (fps is None):
-        raise ValueError("give the frames' times (seconds) or their fps, exactly one of them")
-    if times is None:
-        return [(c, frame_times(len(c), fps)) for c in clips]
-    per_item = times if isinstance(times, (list, tuple)) and np.ndim(times[0]) == 1 else [times] * len(clips)
-    if len(per_item) != len(clips):
-        raise ValueError(f"{len(per_item)} time arrays for {len(clips)} videos; give one per video")
-    return [(c, check_times(t, n=len(c), what="times")) for c, t in zip(clips, per_item)]
-
-
-def video_seconds(times: np.ndarray, seconds) -> float:
-    """The clip's seconds (clips.clip_duration), or `seconds` when given (at most the clip's)."""
-    if times.size < 2 and seconds is None:
-        raise ValueError("a single frame (a still image) is not a video: it has no duration; pass seconds=")
-    if seconds is None:
-        return clip_duration(times)
-    if not is_number(seconds) or seconds <= 0:
-        raise ValueError(f"seconds must be a number > 0, got {seconds!r}")
-    if times.size > 1 and seconds > clip_duration(times) + 1e-6:
-        raise ValueError(f"seconds={seconds:g} is longer than the video ({clip_duration(times):.3f} s)")
-    return float(seconds)
-
-
-def _prompt_list(prompt, batch: int) -> list[str | None]:
-    prompts = [prompt] * batch if prompt is None or isinstance(prompt, str) else list(prompt)
-    if len(prompts) != batch or any(p is not None and not isinstance(p, str) for p in prompts):
-        raise ValueError(f"prompt must be None, a string or a list of {batch} strings/None, got {prompt!r}")
-    return prompts
+    gated: list[float] | None = None
 
 
 def _load_class(part: str, name: str):
@@ -154,6 +109,9 @@ class LuminaV2APipeline(DiffusionPipeline):
         if unknown:
             raise ValueError(f"unknown V2A defaults {unknown}; accepted: {sorted(V2A_DEFAULTS)}")
         self.defaults = {**V2A_DEFAULTS, **(defaults or {})}
+        check_gate(self.defaults["voicing_gate"])
+        if not is_number(self.defaults["pad_seconds"]) or self.defaults["pad_seconds"] < 0:
+            raise ValueError(f"pad_seconds must be a number >= 0 (0: no padding), got {self.defaults['pad_seconds']!r}")
         self.register_to_config(defaults=dict(self.defaults), _format_version=V2A_FORMAT_VERSION,
                                 _lumina_video_version=__version__)
 
@@ -188,9 +146,16 @@ class LuminaV2APipeline(DiffusionPipeline):
         return -(-n // pt) * pt
 
     def latent_shape(self, batch: int, seconds: float) -> tuple[int, int, int, int]:
-        """(B, C, T, M): T latent frames of `seconds`, M = n_mels / f mel rows."""
+        """(B, C, T, M): T latent frames of `seconds` padded (`padded_seconds`), M = n_mels / f mel rows."""
         vae = self.audio_vae
-        return batch, vae.latent_channels, self.latent_frames(seconds), vae.mel_config.n_mels // vae.downsample
+        frames = self.latent_frames(self.padded_seconds(seconds))
+        return batch, vae.latent_channels, frames, vae.mel_config.n_mels // vae.downsample
+
+    def padded_seconds(self, seconds: float) -> float:
+        """`seconds` rounded up to a multiple of the `pad_seconds` default (0: not padded): the length the
+        latent and the video features cover (module docstring, step 2)."""
+        unit = self.defaults["pad_seconds"]
+        return float(seconds) if not unit else math.ceil(seconds / unit - 1e-6) * unit
 
     # -- 1. checks ----------------------------------------------------------------------------
     def check_inputs(self, items, prompts, seconds: list[float], steps, guidance_scale) -> None:
@@ -200,7 +165,7 @@ class LuminaV2APipeline(DiffusionPipeline):
         for s in seconds:
             if s > limit + 1e-6:
                 raise ValueError(f"the video lasts {s:.3f} s, over this model's limit of {limit:g} s; cut it first")
-        lengths = {self.latent_frames(s) for s in seconds}
+        lengths = {(self.latent_frames(s), self.latent_shape(1, s)[2]) for s in seconds}  # (< 1 frame: ValueError)
         if len(lengths) > 1:
             raise ValueError(f"the videos of a batch must have one duration; got {sorted(seconds)} s: run them apart")
         if not is_int(steps) or steps < 1:
@@ -213,17 +178,20 @@ class LuminaV2APipeline(DiffusionPipeline):
 
     # -- 2.-4. conditions and noise --------------------------------------------------------------
     def encode_video(self, items, seconds: float) -> dict:
-        """CLIP features (B, Fv, Dv) at (Fv,) s and sync features (B, Ns, Ds) at (Ns,) s, on the execution device."""
-        device, rate = self._execution_device, self.defaults["clip_rate"]
+        """CLIP features (B, Fv, Dv) at (Fv,) s and sync features (B, Ns, Ds) at (Ns,) s before `seconds`, encoded
+        over `padded_seconds(seconds)` (module docstring, step 2), on the execution device."""
+        device, rate, padded = self._execution_device, self.defaults["clip_rate"], self.padded_seconds(seconds)
         vis, syn = [], []
         for frames, times in items:
-            vis.append(self.clip.encode_video(frames, times, rate=rate, duration=seconds))
+            vis.append(self.clip.encode_video(frames, times, rate=rate, duration=padded))
             with torch.no_grad():
-                syn.append(self.sync_encoder.encode(frames, times, duration=seconds))
-        return dict(visual=torch.stack([v for v, _ in vis]).to(device).float(),
-                    visual_times=torch.as_tensor(vis[0][1], dtype=torch.float32, device=device),
-                    sync=torch.stack([s for s, _ in syn]).to(device).float(),
-                    sync_times=torch.as_tensor(syn[0][1], dtype=torch.float32, device=device))
+                syn.append(self.sync_encoder.encode(frames, times, duration=padded))
+        cond = {}
+        for name, feats in (("visual", vis), ("sync", syn)):
+            keep = np.asarray(feats[0][1]) < seconds - 1e-9  # the features of the video's own span
+            cond[name] = torch.stack([f[keep] for f, _ in feats]).to(device).float()
+            cond[f"{name}_times"] = torch.as_tensor(np.asarray(feats[0][1])[keep], dtype=torch.float32, device=device)
+        return cond
 
     def encode_prompt(self, prompts: list[str | None]) -> dict:
         """text (B, L, Dt), text_mask (B, L), drop_text (B,) True where the prompt is None ("" encoded)."""
@@ -282,18 +250,21 @@ class LuminaV2APipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, video, prompt=None, *, times=None, fps=None, seed: int | None = None, generator=None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None, seconds=None,
-                 progress: bool = True, output_type: str = "np", return_dict: bool = True):
+                 voicing_gate: float | None = None, progress: bool = True, output_type: str = "np",
+                 return_dict: bool = True):
         """A soundtrack per video (see the module docstring). `video` and `times`/`fps`: `video_items`.
         `prompt`: None (no text condition), a str for all or one per video. Noise: item i uses seed + i, or
         `generator`; neither: a random seed (reported). `seconds`: audio length (default: the video's).
+        `voicing_gate`: the gate's threshold (default: the model's; 0: no gate).
         Returns a LuminaV2APipelineOutput (or `(audio,)` if not `return_dict`)."""
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         items = video_items(video, times, fps)
-        prompts = _prompt_list(prompt, len(items))
+        prompts = prompt_list(prompt, len(items))
         durations = [video_seconds(t, seconds) for _, t in items]
         steps = self.defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps
         scale = self.defaults["guidance_scale"] if guidance_scale is None else guidance_scale
+        gate = check_gate(self.defaults["voicing_gate"] if voicing_gate is None else voicing_gate)
         self.check_inputs(items, prompts, durations, steps, scale)
         timings, device = {}, self._execution_device
         with timed(timings, "visual_s", device):
@@ -307,11 +278,15 @@ class LuminaV2APipeline(DiffusionPipeline):
         progress = progress and not getattr(self, "_progress_bar_config", {}).get("disable", False)
         with timed(timings, "denoise_s", device):
             latents = self.denoise(noise, cond, int(steps), float(scale), progress)
-        audio = None
+        audio, gated = None, None
         if output_type == "np":
             audio = self.decode_latents(latents, round(durations[0] * self.sample_rate), timings)
+            voicing = sync_voicing(self.transformer, cond["sync"]) if gate > 0 else None
+            if voicing is not None:  # 7. the voicing gate
+                gain = gate_gain(voicing, cond["sync_times"], gate, audio.shape[1], self.sample_rate, GATE_HOLD_S)
+                audio, gated = audio * gain, [float(1 - g.mean()) for g in gain]
         self.maybe_free_model_hooks()
-        out = LuminaV2APipelineOutput(audio, self.sample_rate, seeds, latents.cpu(), durations, timings)
+        out = LuminaV2APipelineOutput(audio, self.sample_rate, seeds, latents.cpu(), durations, timings, gated)
         return out if return_dict else (audio,)
 
     # -- files --------------------------------------------------------------------------------
