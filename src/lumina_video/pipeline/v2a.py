@@ -281,10 +281,11 @@ class LuminaV2APipeline(DiffusionPipeline):
         audio, gated = None, None
         if output_type == "np":
             audio = self.decode_latents(latents, round(durations[0] * self.sample_rate), timings)
-            voicing = sync_voicing(self.transformer, cond["sync"]) if gate > 0 else None
-            if voicing is not None:  # 7. the voicing gate
-                gain = gate_gain(voicing, cond["sync_times"], gate, audio.shape[1], self.sample_rate, GATE_HOLD_S)
-                audio, gated = audio * gain, [float(1 - g.mean()) for g in gain]
+            with timed(timings, "gate_s", device):  # 7. the voicing gate
+                voicing = sync_voicing(self.transformer, cond["sync"]) if gate > 0 else None
+                if voicing is not None:
+                    gain = gate_gain(voicing, cond["sync_times"], gate, audio.shape[1], self.sample_rate, GATE_HOLD_S)
+                    audio, gated = audio * gain, [float(1 - g.mean()) for g in gain]
         self.maybe_free_model_hooks()
         out = LuminaV2APipelineOutput(audio, self.sample_rate, seeds, latents.cpu(), durations, timings, gated)
         return out if return_dict else (audio,)
