@@ -79,7 +79,8 @@ fi
 #    with each clip's caption as the text condition (heldout_audio_text/, --captions); 20 videos per call on one
 #    thread, JOBS calls at a time (default 2: one per core; 2-3 s a clip; one call on two threads was ~10x slower on
 #    a shared machine); a rerun does only the clips without a NAME.json (written last); each NAME.json records its
-#    seed and text
+#    seed and text, and the share of the clip the voicing gate silenced (the pipeline's defaults: the video encoded
+#    over whole seconds, `pad_seconds` 1, and the gate at 0.5, `voicing_gate`)
 soundtracks() {  # OUT_DIR [v2a options]
   local gen=$1 s pid line
   shift
