@@ -7,7 +7,7 @@ in the steps of `__call__`:
                          the padded length P = D rounded up to a multiple of `pad_seconds` (the last frame held
                          after the video's end), then the features at or after D are dropped (the model holds the
                          last one). This is how training saw a clip end inside its window; encoding on a grid
-                         that ends at D put a spurious onset at the end of most clips
+                         that ends at D put a spurious onset at the end of many clips
     3. encode_prompt     text features (B, L, Dt) + mask; prompt None -> "" with the text condition dropped
     4. prepare_latents   noise (B, C, T, M), T = ceil_pt(round(P * latent_rate)), M = n_mels / f,
                          item i from a CPU generator seeded with seed + i (a batch equals single runs)
