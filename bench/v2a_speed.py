@@ -63,8 +63,8 @@ def main(argv=None) -> int:
           f"{args.steps} steps (guidance {args.guidance_scale:g}), vocoder {args.vocoder}, "
           f"{args.threads} thread(s) on {args.device}; median of {args.runs} runs")
     print(f"{'stage':<12} {'s / s audio':>12} {'min':>8} {'max':>8} {'s / clip':>9}")
-    totals = [sum(r.get(k, 0.0) for k in STAGES) for r in runs]
-    for key, values in [*[(k, [r.get(k, 0.0) for r in runs]) for k in STAGES], ("total", totals)]:
+    totals = [sum(r[k] for k in STAGES) for r in runs]
+    for key, values in [*[(k, [r[k] for r in runs]) for k in STAGES], ("total", totals)]:
         per = [v / args.seconds for v in values]
         print(f"{key.removesuffix('_s'):<12} {statistics.median(per):>12.4f} {min(per):>8.4f} {max(per):>8.4f} "
               f"{statistics.median(values):>9.3f}")

@@ -73,7 +73,8 @@ OUTPUT_TYPES = ("np", "latent")
 
 @dataclass
 class LuminaV2APipelineOutput(BaseOutput):
-    """audio: (B, N) float32 waveforms at `sample_rate` (None for output_type "latent"); latents (B, C, T, M);
+    """audio: (B, N) float32 waveforms at `sample_rate` (None for output_type "latent"); latents (B, C, T, M), T
+    covering the padded seconds (`padded_seconds`);
     seeds (item i used seeds[i], None with a generator); seconds: the duration of each item; timings (s);
     gated: the share of each item's samples the voicing gate silenced (None: no gate)."""
 
@@ -165,7 +166,8 @@ class LuminaV2APipeline(DiffusionPipeline):
         for s in seconds:
             if s > limit + 1e-6:
                 raise ValueError(f"the video lasts {s:.3f} s, over this model's limit of {limit:g} s; cut it first")
-        lengths = {(self.latent_frames(s), self.latent_shape(1, s)[2]) for s in seconds}  # (< 1 frame: ValueError)
+        # one (audio latent frames, padded latent frames) per batch; latent_frames raises below one frame
+        lengths = {(self.latent_frames(s), self.latent_shape(1, s)[2]) for s in seconds}
         if len(lengths) > 1:
             raise ValueError(f"the videos of a batch must have one duration; got {sorted(seconds)} s: run them apart")
         if not is_int(steps) or steps < 1:
@@ -188,9 +190,10 @@ class LuminaV2APipeline(DiffusionPipeline):
                 syn.append(self.sync_encoder.encode(frames, times, duration=padded))
         cond = {}
         for name, feats in (("visual", vis), ("sync", syn)):
-            keep = np.asarray(feats[0][1]) < seconds - 1e-9  # the features of the video's own span
+            times = np.asarray(feats[0][1])  # one grid for the batch (one duration)
+            keep = times < seconds - 1e-9  # the features of the video's own span
             cond[name] = torch.stack([f[keep] for f, _ in feats]).to(device).float()
-            cond[f"{name}_times"] = torch.as_tensor(np.asarray(feats[0][1])[keep], dtype=torch.float32, device=device)
+            cond[f"{name}_times"] = torch.as_tensor(times[keep], dtype=torch.float32, device=device)
         return cond
 
     def encode_prompt(self, prompts: list[str | None]) -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .._checks import is_number
+from ..model.v2a_harmonics import split_outputs
 
 GATE_HOLD_S = 0.25  # seconds either side a voiced frame keeps the gate open
 
@@ -36,8 +37,6 @@ def sync_voicing(transformer, sync: torch.Tensor) -> torch.Tensor | None:
     cfg = transformer.cfg
     if not (cfg.sync_envelope_bands and cfg.sync_harmonics):
         return None
-    from ..model.v2a_harmonics import split_outputs
-
     heads = transformer.sync_heads(sync.to(transformer.device, transformer.dtype))
     parts = split_outputs(heads, cfg.sync_envelope_bands, cfg.sync_harmonics)
     return torch.sigmoid(parts["voicing_logit"].float())
