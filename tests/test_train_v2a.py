@@ -56,6 +56,31 @@ def test_resume_equals_uninterrupted_and_the_export_loads(clips_and_vae, tmp_pat
     assert components["clip"] == "tiny-random" and components["sync_trained"] is True
 
 
+def test_bf16_with_a_decaying_lr_resumes_exactly_keeps_fp32_weights_and_logs_the_schedule(clips_and_vae, tmp_path):
+    kw = dict(steps=6, lr=2e-3, lr_decay_from=2, lr_final=4e-4, log_every=1)
+    runs = {}
+    for name, precision in (("bf16", "bf16"), ("fp32", "fp32")):
+        out = train_v2a(v2a_cfg(clips_and_vae, tmp_path / name, **kw, **{"distributed.precision": precision}),
+                        progress=False)
+        runs[name] = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+        assert out["family"].dtype == {"bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+    # lr 2e-3 for steps 0, 1, then a straight line reaching 4e-4 at the last step (step 5): 4 equal drops of 4e-4
+    lrs = [r["lr_step"] for r in runs["bf16"] if "lr_step" in r]
+    assert lrs == pytest.approx([2e-3, 2e-3, 1.6e-3, 1.2e-3, 8e-4, 4e-4])
+    for a, b in zip(runs["bf16"], runs["fp32"]):  # the same items, losses within bf16's rounding
+        if "loss" in a:
+            assert a["loss"] == pytest.approx(b["loss"], rel=0.05)
+    half = train_v2a(v2a_cfg(clips_and_vae, tmp_path / "r", **kw, **{"distributed.precision": "bf16"}),
+                     progress=False, stop_at=3)
+    assert half["step"] == 3
+    train_v2a(v2a_cfg(clips_and_vae, tmp_path / "r", **kw, **{"distributed.precision": "bf16"}), progress=False)
+    for part in ("transformer", "sync_encoder"):
+        a = files.load_safetensors(tmp_path / "bf16" / "final" / part / "model.safetensors")
+        b = files.load_safetensors(tmp_path / "r" / "final" / part / "model.safetensors")
+        assert all(v.dtype == torch.float32 for v in a.values())
+        assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+
+
 def test_guidance_zero_is_the_conditional_branch_and_dropping_changes_it(clips_and_vae, tmp_path):
     out = train_v2a(v2a_cfg(clips_and_vae, tmp_path / "g", steps=8, checkpoint_every=100, lr=3e-3), progress=False)
     fam = out["family"]
@@ -135,6 +160,9 @@ def test_the_config_file_loads_and_bad_values_name_their_key(clips_and_vae, tmp_
                          ("arch.preset=V2A-XL", "'arch.preset'"), ("t_sampling=beta", "'t_sampling'"),
                          ("lr=-1", "'lr' must be > 0"),
                          ("drop_text=1.5", "'drop_text' must be a probability"),
+                         ("distributed.precision=fp16", "'distributed.precision'"),
+                         ("lr_decay_from=2000", "'lr_decay_from' must be a step in"),
+                         ("lr_final=1", "'lr_final' must be in"),
                          (f"encoders.audio_vae={tmp_path / 'none'}", "'encoders.audio_vae'")]:
         with pytest.raises(ConfigError, match=message):
             load_v2a_config(None, [*base, bad])

@@ -45,6 +45,7 @@ class V2AArchConfig:
 @dataclass
 class V2ADistributedConfig:
     fsdp: str = "auto"                # "auto": shard when there are several processes | "always" | "never"
+    precision: str = "auto"           # "auto": bf16 on CUDA, fp32 on a CPU | "bf16" (autocast) | "fp32"
 
 
 @dataclass
@@ -58,6 +59,8 @@ class V2ATrainConfig:
     batch_size: int = 8
     steps: int = 2000
     lr: float = 1e-3
+    lr_decay_from: int = 0            # > 0: from this step lr falls linearly to lr_final at the last step
+    lr_final: float = 0.0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -96,8 +99,14 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
     one_of(cfg.arch.preset, tuple(V2A_PRESETS), "arch.preset")
     one_of(cfg.t_sampling, ("uniform", "logit_normal"), "t_sampling")
     one_of(cfg.distributed.fsdp, ("auto", "always", "never"), "distributed.fsdp")
+    one_of(cfg.distributed.precision, ("auto", "bf16", "fp32"), "distributed.precision")
     if not cfg.lr > 0:
         raise ConfigError(f"config key 'lr' must be > 0, got {cfg.lr}")
+    if not 0 <= cfg.lr_decay_from < cfg.steps:
+        raise ConfigError(f"config key 'lr_decay_from' must be a step in [0, steps = {cfg.steps}) (0: no decay), "
+                          f"got {cfg.lr_decay_from}")
+    if not 0 <= cfg.lr_final <= cfg.lr:
+        raise ConfigError(f"config key 'lr_final' must be in [0, lr = {cfg.lr:g}], got {cfg.lr_final:g}")
     if cfg.shift <= 0:
         raise ConfigError(f"config key 'shift' must be > 0, got {cfg.shift}")
     if not cfg.sync_target_weight >= 0:
