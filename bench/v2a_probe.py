@@ -22,7 +22,6 @@ from the pair; one far below chance says it learnt the pairs. Chance: 1/6 for co
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import torch
 from lumina_video.data.video_io import read_video
 from lumina_video.encoders.clips import frame_times
 from lumina_video.pipeline.v2a import LuminaV2APipeline
+from lumina_video.training.audio_data import read_records
 
 
 def parse_args(argv=None):
@@ -47,8 +47,7 @@ def parse_args(argv=None):
 
 
 def single_object_records(path: Path, n: int) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if len(r["objects"]) == 1][:n]
+    return [r for r in read_records(path) if len(r["objects"]) == 1][:n]
 
 
 @torch.no_grad()
