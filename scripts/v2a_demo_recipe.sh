@@ -3,17 +3,27 @@
 # interruption and it continues where it stopped. Outputs go to runs/v2a_demo/ (not committed).
 #   bash scripts/v2a_demo_recipe.sh            (or: make v2a-demo-model)
 # Knobs (environment): AUDIO_VAE=DIR uses that audio VAE instead of training step 2's; V2A_RUN=DIR and
-# V2A_STEPS=N train the V2A model's last phase into another run folder / for another number of steps (a pilot);
+# V2A_STEPS=N train the V2A model into another run folder / for another number of steps (a pilot);
 # EVAL_N=N scores only the first N held-out clips (default: all of them); JOBS=N soundtrack calls at a time (2).
+# Each step's wall time is added to runs/v2a_demo/compute.tsv (step, seconds, when it ended; a resumed step adds
+# another line), and the end prints the training and evaluation totals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LV="${LV:-.venv/bin/lumina-video}"
 PY="${PY:-.venv/bin/python}"
 ROOT=runs/v2a_demo
 DATA=$ROOT/data
-V2A_RUN="${V2A_RUN:-$ROOT/v2a_robust}"
+V2A_RUN="${V2A_RUN:-$ROOT/v2a_onepass}"
 V2A_ARGS=(run_dir="$V2A_RUN")
 [ -n "${V2A_STEPS:-}" ] && V2A_ARGS+=(steps="$V2A_STEPS")
+mkdir -p "$ROOT"
+COMPUTE=$ROOT/compute.tsv
+timed() {  # STEP_NAME command...: run it and add its wall time to $COMPUTE
+  local name=$1 start=$SECONDS
+  shift
+  "$@"
+  printf '%s\t%d\t%s\n' "$name" $((SECONDS - start)) "$(date -u +%FT%TZ)" >> "$COMPUTE"
+}
 # (colour, shape) pairs the V2A model never hears: the video demo's held-out pairs (lumina_video/demo/experiments.py)
 HOLDOUT="$("$LV" demo holdout)"
 
@@ -21,52 +31,35 @@ HOLDOUT="$("$LV" demo holdout)"
 #    15% still (silent) clips, 25% with two objects; clips with a held-out pair (about 1 in 4: 4 of the 18
 #    pairs) go to heldout.jsonl (the evaluation set, >= 200 clips) instead of manifest.jsonl
 if [ ! -f "$DATA/manifest.jsonl" ]; then
-  "$LV" synth-av "$DATA" --n 1200 --size 128 --seed 0 --holdout "$HOLDOUT" --no-progress
+  timed data "$LV" synth-av "$DATA" --n 1200 --size 128 --seed 0 --holdout "$HOLDOUT" --no-progress
 fi
 
-# 1b. more clips for the last phase (3f): the same generator and seed, 3000 clips, so the first 1200 are step 1's
-#    (hard-linked, not rendered again) and the held-out pairs stay in data_big/heldout.jsonl, unused
+# 1b. the training clips: the same generator and seed, 3000 clips, so the first 1200 are step 1's (hard-linked, not
+#    rendered again; 2195 for training) and the held-out pairs stay in data_big/heldout.jsonl, unused
 if [ ! -f "$ROOT/data_big/manifest.jsonl" ]; then
   mkdir -p "$ROOT/data_big"
   [ -d "$ROOT/data_big/clips" ] || cp -al "$DATA/clips" "$ROOT/data_big/clips"
-  "$LV" synth-av "$ROOT/data_big" --n 3000 --size 128 --seed 0 --holdout "$HOLDOUT" --no-progress
+  timed data_big "$LV" synth-av "$ROOT/data_big" --n 3000 --size 128 --seed 0 --holdout "$HOLDOUT" --no-progress
 fi
 
 # 2. the audio VAE (configs/audio_vae_demo.yaml) on the training clips; a finished run only re-exports
 if [ -z "${AUDIO_VAE:-}" ]; then
-  "$LV" train-audio-vae configs/audio_vae_demo.yaml --no-progress
+  timed audio_vae "$LV" train-audio-vae configs/audio_vae_demo.yaml --no-progress
   AUDIO_VAE=$ROOT/audio_vae/final
 fi
 
-# 3. the V2A-S denoiser and the sync encoder trained together, in six phases that resume from their checkpoints:
-#    a. configs/v2a_demo.yaml: from scratch, the sync encoder's auxiliary head predicting the sound's onset strength
-#       and loudness (4600 steps: the onsets)
-#    b. configs/v2a_demo_tune.yaml: from a's weights, the head also predicting the log-mel bands (4000 steps: the
-#       sync features learn the notes)
-#    c. configs/v2a_demo_bands.yaml: from b's weights, the model's own sync envelope head, whose predicted bands
-#       condition the audio tokens of their frequency row (4800 steps: the denoiser plays the predicted note)
-#    d. configs/v2a_demo_timbre.yaml: from c's weights, the sync encoder's colour-blind timbre branch and the model's
-#       harmonic head (f0 from the sync features, overtones from the timbre channels, rendered to a log-mel map
-#       that replaces the bands; 4800 steps: the head reads the shape of unseen pairs)
-#    e. configs/v2a_demo_swap.yaml: from d's weights, half the one-object windows heard with another shape's
-#       timbre (timbre_swap; 2400 steps: the denoiser plays the map's overtones, not the pair it saw)
-#    f. configs/v2a_demo_robust.yaml: from e's weights, on step 1b's 2.6x clips, the sync frames mirrored and
-#       flickered (sync_flip, sync_flicker; 2000 steps: the sync encoder finds new clips' impacts, and generated
-#       videos' flicker is not motion)
-for phase in v2a:v2a_demo v2a_tune:v2a_demo_tune v2a_bands:v2a_demo_bands v2a_timbre:v2a_demo_timbre \
-             v2a_swap:v2a_demo_swap; do
-  if [ ! -f "$ROOT/${phase%%:*}/final/v2a_components.json" ]; then  # (a finished run would only load its clips again)
-    "$LV" train-v2a "configs/${phase#*:}.yaml" encoders.audio_vae="$AUDIO_VAE" --no-progress
-  fi
-done
+# 3. the V2A-S denoiser and the sync encoder trained together in one run from scratch (configs/v2a_demo_onepass.yaml,
+#    12000 steps of batch 8, bf16): the model's own sync envelope head predicting the sound's onset strength,
+#    loudness and log-mel bands (its prediction conditions the audio tokens of its frequency row), the harmonic head
+#    and the sync encoder's colour-blind timbre branch, timbre swaps, and sync frames mirrored and flickered
 if [ -n "${V2A_STEPS:-}" ] || [ ! -f "$V2A_RUN/final/v2a_components.json" ]; then
-  "$LV" train-v2a configs/v2a_demo_robust.yaml encoders.audio_vae="$AUDIO_VAE" "${V2A_ARGS[@]}" --no-progress
+  timed v2a "$LV" train-v2a configs/v2a_demo_onepass.yaml encoders.audio_vae="$AUDIO_VAE" "${V2A_ARGS[@]}" --no-progress
 fi
 
 # 4. the pipeline folder: the trained parts, the frozen encoders the features were made with, Griffin-Lim
 PIPE=$V2A_RUN/pipeline
 if [ ! -f "$PIPE/model_index.json" ] || [ "$V2A_RUN/final/v2a_components.json" -nt "$PIPE/model_index.json" ]; then
-  "$PY" -m lumina_video.training.v2a_export configs/v2a_demo_robust.yaml "$PIPE" encoders.audio_vae="$AUDIO_VAE" \
+  timed export "$PY" -m lumina_video.training.v2a_export configs/v2a_demo_onepass.yaml "$PIPE" encoders.audio_vae="$AUDIO_VAE" \
       "${V2A_ARGS[@]}"
 fi
 
@@ -106,18 +99,23 @@ EOF
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
 }
-soundtracks "$V2A_RUN/heldout_audio"
-soundtracks "$V2A_RUN/heldout_audio_text" --captions "$DATA/heldout.jsonl"
+timed eval_soundtracks soundtracks "$V2A_RUN/heldout_audio"
+timed eval_soundtracks_text soundtracks "$V2A_RUN/heldout_audio_text" --captions "$DATA/heldout.jsonl"
 
 # 7. the scores (onsets, sync, pitch, timbre, silence, loudness) next to the ground-truth ceiling, the audio VAE ->
 #    Griffin-Lim ceiling and the shuffled control, of each set (eval/ and eval_text/)
 for set in heldout_audio heldout_audio_text; do
-  "$LV" eval-audio "$V2A_RUN/$set"/*.wav --manifest "$DATA/heldout.jsonl" --out "$V2A_RUN/eval${set#heldout_audio}" \
-      --reconstruct griffin-lim --audio-vae "$AUDIO_VAE" --no-progress
+  timed "eval_scores${set#heldout_audio}" "$LV" eval-audio "$V2A_RUN/$set"/*.wav --manifest "$DATA/heldout.jsonl" \
+      --out "$V2A_RUN/eval${set#heldout_audio}" --reconstruct griffin-lim --audio-vae "$AUDIO_VAE" --no-progress
 done
 
 # 8. the same checks on videos the bundled text-to-video model makes from 40 prompts of its vocabulary: the pitch of
 #    the colour the prompt names, silence when it says "staying still"; with the prompt as the V2A model's text too
 #    (what `generate --audio` does) and from the frames alone
-OMP_NUM_THREADS=1 "$LV" eval-audio-prompts --out "$V2A_RUN/prompts_text" --v2a-prompt --device cpu --no-progress
-OMP_NUM_THREADS=1 "$LV" eval-audio-prompts --out "$V2A_RUN/prompts" --device cpu --no-progress
+OMP_NUM_THREADS=1 timed eval_prompts_text "$LV" eval-audio-prompts --out "$V2A_RUN/prompts_text" --v2a-prompt \
+    --device cpu --no-progress
+OMP_NUM_THREADS=1 timed eval_prompts "$LV" eval-audio-prompts --out "$V2A_RUN/prompts" --device cpu --no-progress
+
+# the compute: every line of compute.tsv, training (steps 1-4) and evaluation (6-8) apart
+awk -F '\t' '{ s[$1 ~ /^eval/ ? "evaluation" : "training"] += $2 }
+  END { for (k in s) printf "%s: %d min (%.2f h)\n", k, s[k] / 60, s[k] / 3600 }' "$COMPUTE"
