@@ -83,6 +83,15 @@ class V2ATrainConfig:
     log_every: int = 25
 
 
+def lr_at(cfg: V2ATrainConfig, step: int) -> float:
+    """The learning rate of step `step` (0-based): lr, then from lr_decay_from a straight line that reaches
+    lr_final at the last step. A function of the step alone, so a resumed run takes the same steps."""
+    if not cfg.lr_decay_from or step < cfg.lr_decay_from:
+        return cfg.lr
+    frac = (step + 1 - cfg.lr_decay_from) / (cfg.steps - cfg.lr_decay_from)
+    return cfg.lr + (cfg.lr_final - cfg.lr) * min(frac, 1.0)
+
+
 def load_v2a_config(path=None, overrides=()) -> V2ATrainConfig:
     cfg = load_yaml(V2ATrainConfig, path, overrides)
     check_v2a_config(cfg)

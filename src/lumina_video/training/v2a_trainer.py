@@ -97,6 +97,7 @@ from .v2a_config import (
     SYNC_TARGETS,
     V2ATrainConfig,
     load_v2a_config,
+    lr_at,
 )
 from .v2a_data import Encoders, V2AClips, collate
 
@@ -323,19 +324,10 @@ class V2AFamily:
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
         metrics = {"loss/envelope": float(totals[1]) / self.cfg.batch_size} if len(sums) > 1 else {}
         return {"loss": float(totals[0]) / self.cfg.batch_size, **metrics, "grad_norm": gnorm,
-                "lr_step": self.lr_at(state.step), "samples": self.cfg.batch_size}
-
-    def lr_at(self, step: int) -> float:
-        """The learning rate of step `step` (0-based): lr, then from lr_decay_from a straight line that reaches
-        lr_final at the last step. A function of the step alone, so a resumed run takes the same steps."""
-        cfg = self.cfg
-        if not cfg.lr_decay_from or step < cfg.lr_decay_from:
-            return cfg.lr
-        frac = (step + 1 - cfg.lr_decay_from) / (cfg.steps - cfg.lr_decay_from)
-        return cfg.lr + (cfg.lr_final - cfg.lr) * min(frac, 1.0)
+                "lr_step": lr_at(self.cfg, state.step), "samples": self.cfg.batch_size}
 
     def update(self, state: TrainState) -> None:
-        apply_hyperparameters(self.optimizer, lr=self.lr_at(state.step))
+        apply_hyperparameters(self.optimizer, lr=lr_at(self.cfg, state.step))
         self.optimizer.step()
         self.ema.update(self.module, decay=min(self.cfg.ema_decay, (1 + state.step) / (10 + state.step)))
 
