@@ -65,7 +65,7 @@ def test_bf16_with_a_decaying_lr_resumes_exactly_keeps_fp32_weights_and_logs_the
         runs[name] = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
         assert out["family"].dtype == {"bf16": torch.bfloat16, "fp32": torch.float32}[precision]
     # lr 2e-3 for steps 0, 1, then a straight line reaching 4e-4 at the last step (step 5): 4 equal drops of 4e-4
-    lrs = [r["lr_step"] for r in runs["bf16"] if "lr_step" in r]
+    lrs = [r["lr"] for r in runs["bf16"] if "loss" in r]
     assert lrs == pytest.approx([2e-3, 2e-3, 1.6e-3, 1.2e-3, 8e-4, 4e-4])
     for a, b in zip(runs["bf16"], runs["fp32"]):  # the same items, losses within bf16's rounding
         if "loss" in a:

@@ -29,6 +29,7 @@ from ..flow import RECIPE_SHIFTS
 
 # REFERENCE.md §6: the prefix of every prompt (the text encoder's own prompt is preferred: resolve_system_prompt)
 DEFAULT_SYSTEM_PROMPT = RELEASED_SYSTEM_PROMPT
+PRECISIONS = ("auto", "bf16", "fp32")  # distributed.precision of every trainer (distributed.compute_dtype)
 
 
 @dataclass
@@ -207,7 +208,7 @@ def check_config(cfg: TrainConfig) -> None:
     if not cfg.stages:
         raise ConfigError("the config has no stages: add `stages:` with at least one stage and its tasks")
     one_of(cfg.t_sampling, ("uniform", "logit_normal"), "t_sampling")
-    one_of(cfg.distributed.precision, ("auto", "bf16", "fp32"), "distributed.precision")
+    one_of(cfg.distributed.precision, PRECISIONS, "distributed.precision")
     one_of(cfg.distributed.fsdp, ("auto", "always", "never"), "distributed.fsdp")
     if cfg.distributed.sequence_parallel < 1:
         raise ConfigError(f"config key 'distributed.sequence_parallel' must be >= 1, got "

@@ -242,7 +242,8 @@ def run_steps(family: Family, ckpts: CheckpointManager, settings: LoopSettings, 
                 rates["tflops_per_s"] = flops_s / 1e12
             if flops_s and settings.peak_flops:
                 rates["mfu"] = flops_s / settings.peak_flops
-            log.write(dict(step=state.step, stage=stage.name, **metrics, lr=stage.lr, **rates,
+            lr = metrics.pop("lr", stage.lr)  # a family with a schedule reports the step's own
+            log.write(dict(step=state.step, stage=stage.name, **metrics, lr=lr, **rates,
                            memory_mb=peak_memory_mb(settings.device), time=time.time()))
         if state.step % settings.checkpoint_every == 0 or state.step in (end, settings.stop_at):
             last_checkpoint = save(family, ckpts, settings, state, log)

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..audio.mel import MelConfig
 from ..configs import ConfigError, at_least_one, load_yaml, one_of
 from ..model.v2a_presets import V2A_PRESETS
+from .config import PRECISIONS
 from .v2a_data import V2ADataConfig, check_v2a_data
 
 COMPONENTS_NAME = "v2a_components.json"
@@ -108,7 +109,7 @@ def check_v2a_config(cfg: V2ATrainConfig) -> None:
     one_of(cfg.arch.preset, tuple(V2A_PRESETS), "arch.preset")
     one_of(cfg.t_sampling, ("uniform", "logit_normal"), "t_sampling")
     one_of(cfg.distributed.fsdp, ("auto", "always", "never"), "distributed.fsdp")
-    one_of(cfg.distributed.precision, ("auto", "bf16", "fp32"), "distributed.precision")
+    one_of(cfg.distributed.precision, PRECISIONS, "distributed.precision")
     if not cfg.lr > 0:
         raise ConfigError(f"config key 'lr' must be > 0, got {cfg.lr}")
     if not 0 <= cfg.lr_decay_from < cfg.steps:

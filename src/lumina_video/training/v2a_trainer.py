@@ -324,7 +324,7 @@ class V2AFamily:
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
         metrics = {"loss/envelope": float(totals[1]) / self.cfg.batch_size} if len(sums) > 1 else {}
         return {"loss": float(totals[0]) / self.cfg.batch_size, **metrics, "grad_norm": gnorm,
-                "lr_step": lr_at(self.cfg, state.step), "samples": self.cfg.batch_size}
+                "lr": lr_at(self.cfg, state.step), "samples": self.cfg.batch_size}
 
     def update(self, state: TrainState) -> None:
         apply_hyperparameters(self.optimizer, lr=lr_at(self.cfg, state.step))
