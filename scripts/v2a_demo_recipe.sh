@@ -49,7 +49,7 @@ if [ -z "${AUDIO_VAE:-}" ]; then
 fi
 
 # 3. the V2A-S denoiser and the sync encoder trained together in one run from scratch (configs/v2a_demo_onepass.yaml,
-#    12000 steps of batch 8, bf16): the model's own sync envelope head predicting the sound's onset strength,
+#    8000 steps of batch 8, bf16): the model's own sync envelope head predicting the sound's onset strength,
 #    loudness and log-mel bands (its prediction conditions the audio tokens of its frequency row), the harmonic head
 #    and the sync encoder's colour-blind timbre branch, timbre swaps, and sync frames mirrored and flickered
 if [ -n "${V2A_STEPS:-}" ] || [ ! -f "$V2A_RUN/final/v2a_components.json" ]; then
@@ -99,22 +99,32 @@ EOF
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
 }
-timed eval_soundtracks soundtracks "$V2A_RUN/heldout_audio"
-timed eval_soundtracks_text soundtracks "$V2A_RUN/heldout_audio_text" --captions "$DATA/heldout.jsonl"
 
 # 7. the scores (onsets, sync, pitch, timbre, silence, loudness) next to the ground-truth ceiling, the audio VAE ->
 #    Griffin-Lim ceiling and the shuffled control, of each set (eval/ and eval_text/)
-for set in heldout_audio heldout_audio_text; do
-  timed "eval_scores${set#heldout_audio}" "$LV" eval-audio "$V2A_RUN/$set"/*.wav --manifest "$DATA/heldout.jsonl" \
-      --out "$V2A_RUN/eval${set#heldout_audio}" --reconstruct griffin-lim --audio-vae "$AUDIO_VAE" --no-progress
-done
+scores() {  # SET: heldout_audio -> eval/, heldout_audio_text -> eval_text/
+  timed "eval_scores${1#heldout_audio}" "$LV" eval-audio "$V2A_RUN/$1"/*.wav --manifest "$DATA/heldout.jsonl" \
+      --out "$V2A_RUN/eval${1#heldout_audio}" --reconstruct griffin-lim --audio-vae "$AUDIO_VAE" --no-progress
+}
 
 # 8. the same checks on videos the bundled text-to-video model makes from 40 prompts of its vocabulary: the pitch of
 #    the colour the prompt names, silence when it says "staying still"; with the prompt as the V2A model's text too
 #    (what `generate --audio` does) and from the frames alone
-OMP_NUM_THREADS=1 timed eval_prompts_text "$LV" eval-audio-prompts --out "$V2A_RUN/prompts_text" --v2a-prompt \
-    --device cpu --no-progress
-OMP_NUM_THREADS=1 timed eval_prompts "$LV" eval-audio-prompts --out "$V2A_RUN/prompts" --device cpu --no-progress
+prompts() {  # OUT_DIR [eval-audio-prompts options]
+  local out=$1
+  shift
+  OMP_NUM_THREADS=1 timed "eval_${out##*/}" "$LV" eval-audio-prompts --out "$out" --device cpu --no-progress "$@"
+}
+
+# the order: what the results table needs first (from the video alone, and the prompts with their text, which is
+# what `generate --audio` does), then the same with captions and from the frames alone
+[ -f "$V2A_RUN/eval/report.md" ] || { timed eval_soundtracks soundtracks "$V2A_RUN/heldout_audio"; scores heldout_audio; }
+[ -f "$V2A_RUN/prompts_text/report.md" ] || prompts "$V2A_RUN/prompts_text" --v2a-prompt
+[ -f "$V2A_RUN/eval_text/report.md" ] || {
+  timed eval_soundtracks_text soundtracks "$V2A_RUN/heldout_audio_text" --captions "$DATA/heldout.jsonl"
+  scores heldout_audio_text
+}
+[ -f "$V2A_RUN/prompts/report.md" ] || prompts "$V2A_RUN/prompts"
 
 # the compute: every line of compute.tsv, training (steps 1-4) and evaluation (6-8) apart
 awk -F '\t' '{ s[$1 ~ /^eval/ ? "evaluation" : "training"] += $2 }
