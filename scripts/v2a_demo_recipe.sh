@@ -102,29 +102,31 @@ EOF
 
 # 7. the scores (onsets, sync, pitch, timbre, silence, loudness) next to the ground-truth ceiling, the audio VAE ->
 #    Griffin-Lim ceiling and the shuffled control, of each set (eval/ and eval_text/)
-scores() {  # SET: heldout_audio -> eval/, heldout_audio_text -> eval_text/
-  timed "eval_scores${1#heldout_audio}" "$LV" eval-audio "$V2A_RUN/$1"/*.wav --manifest "$DATA/heldout.jsonl" \
-      --out "$V2A_RUN/eval${1#heldout_audio}" --reconstruct griffin-lim --audio-vae "$AUDIO_VAE" --no-progress
+scores() {  # SOUNDTRACK_DIR REPORT_DIR
+  "$LV" eval-audio "$1"/*.wav --manifest "$DATA/heldout.jsonl" --out "$2" --reconstruct griffin-lim \
+      --audio-vae "$AUDIO_VAE" --no-progress
 }
 
 # 8. the same checks on videos the bundled text-to-video model makes from 40 prompts of its vocabulary: the pitch of
 #    the colour the prompt names, silence when it says "staying still"; with the prompt as the V2A model's text too
 #    (what `generate --audio` does) and from the frames alone
-prompts() {  # OUT_DIR [eval-audio-prompts options]
-  local out=$1
-  shift
-  OMP_NUM_THREADS=1 timed "eval_${out##*/}" "$LV" eval-audio-prompts --out "$out" --device cpu --no-progress "$@"
+prompts() {  # REPORT_DIR [eval-audio-prompts options]
+  OMP_NUM_THREADS=1 "$LV" eval-audio-prompts --out "$1" --device cpu --no-progress "${@:2}"
 }
 
 # the order: what the results table needs first (from the video alone, and the prompts with their text, which is
 # what `generate --audio` does), then the same with captions and from the frames alone
-[ -f "$V2A_RUN/eval/report.md" ] || { timed eval_soundtracks soundtracks "$V2A_RUN/heldout_audio"; scores heldout_audio; }
-[ -f "$V2A_RUN/prompts_text/report.md" ] || prompts "$V2A_RUN/prompts_text" --v2a-prompt
-[ -f "$V2A_RUN/eval_text/report.md" ] || {
+# (a finished evaluation, one with its report.md, is not run again)
+if [ ! -f "$V2A_RUN/eval/report.md" ]; then
+  timed eval_soundtracks soundtracks "$V2A_RUN/heldout_audio"
+  timed eval_scores scores "$V2A_RUN/heldout_audio" "$V2A_RUN/eval"
+fi
+[ -f "$V2A_RUN/prompts_text/report.md" ] || timed eval_prompts_text prompts "$V2A_RUN/prompts_text" --v2a-prompt
+if [ ! -f "$V2A_RUN/eval_text/report.md" ]; then
   timed eval_soundtracks_text soundtracks "$V2A_RUN/heldout_audio_text" --captions "$DATA/heldout.jsonl"
-  scores heldout_audio_text
-}
-[ -f "$V2A_RUN/prompts/report.md" ] || prompts "$V2A_RUN/prompts"
+  timed eval_scores_text scores "$V2A_RUN/heldout_audio_text" "$V2A_RUN/eval_text"
+fi
+[ -f "$V2A_RUN/prompts/report.md" ] || timed eval_prompts prompts "$V2A_RUN/prompts"
 
 # the compute: every line of compute.tsv, training (steps 1-4) and evaluation (6-8) apart
 awk -F '\t' '{ s[$1 ~ /^eval/ ? "evaluation" : "training"] += $2 }
